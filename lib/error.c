@@ -31,6 +31,11 @@ mp_strerror(int err)
 	case MP_ERR_CONFIG: return "configuration error";
 	case MP_ERR_KEYFILE: return "bad key file";
 	case MP_ERR_SYNTAX: return "syntax error";
+	case MP_ERR_NOTFOUND: return "not found";
+	case MP_ERR_CONFLICT: return "user ID bound to another identity key";
+	case MP_ERR_RATELIMIT: return "rate limit exceeded";
+	case MP_ERR_UNAVAILABLE: return "backend unavailable, try again later";
+	case MP_ERR_INCOMPATIBLE: return "made by an incompatible version";
 	}
 	return "unknown error";
 }

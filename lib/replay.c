@@ -169,3 +169,14 @@ mp_replay_check(mp_replay *r, const uint8_t sid[MP_SESSION_ID_LEN], uint64_t tim
 	r->count++;
 	return MP_OK;
 }
+
+void
+mp_replay_forget(mp_replay *r, const uint8_t sid[MP_SESSION_ID_LEN])
+{
+	size_t pos;
+
+	/* Its ring slot stays until evicted; evicting it then finds nothing
+	 * or the retried copy, whose timestamp is the same. */
+	if (find(r, sid, &pos))
+		remove_at(r, pos);
+}

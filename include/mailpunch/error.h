@@ -34,6 +34,11 @@ typedef enum mp_err {
 	MP_ERR_CONFIG = -21,     /* configuration file rejected */
 	MP_ERR_KEYFILE = -22,    /* key file unreadable or of the wrong kind */
 	MP_ERR_SYNTAX = -23,     /* text value (address, ID, key) malformed */
+	MP_ERR_NOTFOUND = -24,   /* no such entry (user ID, file, ...) */
+	MP_ERR_CONFLICT = -25,   /* user ID already bound to another key */
+	MP_ERR_RATELIMIT = -26,  /* over a configured rate */
+	MP_ERR_UNAVAILABLE = -27,/* a backend cannot be reached: try later */
+	MP_ERR_INCOMPATIBLE = -28,/* shared state made by another version */
 } mp_err;
 
 /* Short static description of an mp_err; never NULL. */

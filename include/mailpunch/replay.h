@@ -28,6 +28,9 @@ mp_replay *mp_replay_new(size_t capacity);
 /* MP_OK and remembers sid, or MP_ERR_REPLAY if seen (or below the floor). */
 int mp_replay_check(mp_replay *r, const uint8_t sid[MP_SESSION_ID_LEN],
                     uint64_t timestamp);
+/* Forget sid again: its mail could not be handled and will be retried.
+ * (A retried block carries the same time, so the floor stays safe.) */
+void mp_replay_forget(mp_replay *r, const uint8_t sid[MP_SESSION_ID_LEN]);
 size_t mp_replay_count(const mp_replay *r);
 void mp_replay_free(mp_replay *r);
 

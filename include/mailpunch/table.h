@@ -1,0 +1,107 @@
+/*
+ * table.h - the host's control table: each member's latest request.
+ *
+ * Seed 001's control table (address, user ID, mail address, flag, date),
+ * bounded: newest first, the oldest entry overwritten when full, entries
+ * older than the configured age never handed out, failure flags.
+ *
+ * Interface: an mp_table is opened on a storage backend (today POSIX
+ * shared memory or a file-backed mapping, see mp_table_shm_open(); a
+ * Redis backend for MX clusters may come later) and then used through
+ * the backend-neutral functions below, which are safe to call from many
+ * threads and from several processes attached to the same table.
+ * Counters (mp_stat) live with the table so that they survive a restart
+ * and are visible to every attached process.
+ * Errors: MP_ERR_NOTFOUND, MP_ERR_CONFLICT (user ID already bound to
+ * another identity key), MP_ERR_INCOMPATIBLE (storage made by another
+ * layout version or capacity), MP_ERR_IO (errno kept), MP_ERR_NOMEM,
+ * MP_ERR_INVAL, MP_ERR_UNAVAILABLE (backend unreachable: tempfail).
+ */
+#ifndef MAILPUNCH_TABLE_H
+#define MAILPUNCH_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mailpunch/block.h"
+#include "mailpunch/keys.h"
+
+/* Candidates kept per entry: agents list their best candidates first. */
+#define MP_TABLE_CAND 4
+
+typedef struct mp_table_entry {
+	mp_uid uid;                          /* derived from id */
+	mp_pubid id;
+	char name[MP_NAME_MAX + 1];
+	char reply_addr[MP_ADDR_MAX + 1];
+	mp_endpoints ep;                     /* ep.ncand <= MP_TABLE_CAND when read */
+	uint64_t time;                       /* of the member's last request */
+	uint8_t flags;                       /* MP_PEER_FAILED */
+} mp_table_entry;
+
+typedef enum mp_stat {
+	MP_STAT_REQUESTS,          /* valid requests recorded */
+	MP_STAT_REPLIES,           /* replies sent */
+	MP_STAT_NOTICES,           /* failure notices applied */
+	MP_STAT_SIGNALS,           /* signals relayed */
+	MP_STAT_DROP_NOBLOCK,      /* rendezvous mail without a block */
+	MP_STAT_DROP_BADBLOCK,     /* block failed to open (forged, garbled) */
+	MP_STAT_DROP_STALE,        /* too old or in the future */
+	MP_STAT_DROP_REPLAY,       /* session ID seen before */
+	MP_STAT_DROP_AUTO,         /* auto-reply, bounce, list mail */
+	MP_STAT_DROP_SENDER,       /* reply address != envelope sender */
+	MP_STAT_DROP_CONFLICT,     /* user ID bound to another key */
+	MP_STAT_DROP_UNKNOWN,      /* notice/signal for an unknown user */
+	MP_STAT_DROP_TOOBIG,       /* over the size limit */
+	MP_STAT_RATELIMITED,       /* refused by a rate limit */
+	MP_STAT_EVICTIONS,         /* oldest overwritten because full */
+	MP_STAT_EXPIRATIONS,       /* removed for age */
+	MP_STAT_COUNT
+} mp_stat;
+
+typedef struct mp_table_stats {
+	uint64_t counter[MP_STAT_COUNT];
+	uint64_t entries;
+	uint64_t capacity;
+} mp_table_stats;
+
+typedef struct mp_table mp_table;
+
+/* Flags for mp_table_shm_open(). */
+#define MP_TABLE_CREATE 0x1   /* create the storage if it does not exist */
+
+/*
+ * name "/mailpunch" (one leading slash, no other): POSIX shared memory
+ * (lives in /dev/shm until reboot).  Any other absolute path: a file
+ * mapped shared, so the table also survives a reboot.  An existing
+ * table whose header does not match this build's layout or the given
+ * capacity is refused with MP_ERR_INCOMPATIBLE (never reinterpreted).
+ * capacity 0 attaches to an existing table with whatever capacity it has.
+ */
+int mp_table_shm_open(const char *name, size_t capacity, int flags, unsigned mode,
+                      mp_table **out);
+/* Removes the storage (not the attached mappings). */
+int mp_table_shm_unlink(const char *name);
+void mp_table_close(mp_table *t);
+
+/* Insert or replace the entry for e->uid (e->uid must match e->id),
+ * making it the newest.  A full table overwrites its oldest entry.
+ * *was_new (may be NULL) tells whether the user was not in the table. */
+int mp_table_upsert(mp_table *t, const mp_table_entry *e, int *was_new);
+/* Up to max entries, newest first, skipping exclude (may be NULL) and
+ * entries older than max_age seconds before now (max_age 0: no limit).
+ * Flagged entries are included, with their flag. */
+int mp_table_select(mp_table *t, const mp_uid *exclude, uint64_t now, uint64_t max_age,
+                    mp_table_entry *out, size_t max, size_t *n);
+int mp_table_get(mp_table *t, const mp_uid *uid, mp_table_entry *out);
+int mp_table_set_flags(mp_table *t, const mp_uid *uid, uint8_t set, uint8_t clear);
+int mp_table_delete(mp_table *t, const mp_uid *uid);
+/* Remove entries older than max_age; *removed may be NULL. */
+int mp_table_expire(mp_table *t, uint64_t now, uint64_t max_age, size_t *removed);
+int mp_table_flush(mp_table *t);
+
+void mp_table_count(mp_table *t, mp_stat which, uint64_t n);
+void mp_table_stats_get(mp_table *t, mp_table_stats *out);
+const char *mp_stat_name(mp_stat which);   /* "requests", "drop_noblock", ... */
+
+#endif

@@ -1,0 +1,404 @@
+/*
+ * callbacks.c - the libmilter callbacks: thin, as in OpenDKIM's filter.
+ *
+ * They collect the envelope, the few headers that matter and the body
+ * of mail addressed to a rendezvous address, then hand it all to
+ * mp_host_process() (lib/host.c) and act on the outcome.  Ordinary mail
+ * costs one string comparison per recipient: at DATA, a message with no
+ * rendezvous recipient is accepted, so the MTA sends us neither its
+ * headers nor its body.  (Accepting at RCPT would miss a rendezvous
+ * address among later recipients.)
+ *
+ * Every log line about a message starts with its queue ID.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <libmilter/mfapi.h>
+
+#include "callbacks.h"
+#include "inject.h"
+#include "mailpunch/error.h"
+#include "mailpunch/log.h"
+#include "mailpunch/mail.h"
+#include "state.h"
+
+#define MAX_RCPTS 1000
+
+/* Per message; lives from MAIL FROM to end of message or abort. */
+typedef struct message {
+	char qid[32];
+	char env_from[MP_ADDR_MAX + 1];
+	char rendezvous[MP_ADDR_MAX + 1];   /* first rendezvous recipient */
+	char **rdv_rcpts;                   /* as received, to delete */
+	size_t nrdv, nrcpts;
+	int is_auto;
+	char *content_type, *cte, *message_id;
+	char *body;
+	size_t body_len, body_cap;
+	int too_big;
+	milter_snapshot *snap;
+} message;
+
+/* Per SMTP connection. */
+typedef struct connection {
+	char client_addr[64];
+	unsigned long protocol;             /* negotiated SMFIP_* steps */
+	message *msg;
+} connection;
+
+static void
+message_free(message *m)
+{
+	size_t i;
+
+	if (!m)
+		return;
+	for (i = 0; i < m->nrdv; i++)
+		free(m->rdv_rcpts[i]);
+	free(m->rdv_rcpts);
+	free(m->content_type);
+	free(m->cte);
+	free(m->message_id);
+	free(m->body);
+	milter_snapshot_put(m->snap);
+	free(m);
+}
+
+static connection *
+conn_of(SMFICTX *ctx)
+{
+	return smfi_getpriv(ctx);
+}
+
+/* A callback negotiated as "no reply" must say SMFIS_NOREPLY. */
+static sfsistat
+next(SMFICTX *ctx, unsigned long noreply_flag)
+{
+	connection *c = conn_of(ctx);
+
+	return c && (c->protocol & noreply_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static void
+strip_brackets(const char *in, char *out, size_t len)
+{
+	size_t n;
+
+	while (*in == ' ')
+		in++;
+	if (*in == '<')
+		in++;
+	n = strcspn(in, ">");
+	if (n >= len)
+		n = len - 1;
+	memcpy(out, in, n);
+	out[n] = '\0';
+}
+
+static void
+set_qid(SMFICTX *ctx, message *m)
+{
+	const char *q = smfi_getsymval(ctx, "i");
+
+	if (q && *q)
+		snprintf(m->qid, sizeof m->qid, "%s", q);
+}
+
+static sfsistat
+cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+             unsigned long f3, unsigned long *pf0, unsigned long *pf1, unsigned long *pf2,
+             unsigned long *pf3)
+{
+	/* Steps we never need, and callbacks whose reply we never vary. */
+	unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NOEOH |
+	                     SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_NR_CONN;
+	connection *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return SMFIS_TEMPFAIL;
+	*pf0 = f0 & SMFIF_DELRCPT;
+	*pf1 = f1 & want;
+	*pf2 = 0;
+	*pf3 = 0;
+	c->protocol = *pf1;
+	smfi_setpriv(ctx, c);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
+{
+	connection *c = conn_of(ctx);
+
+	if (!c) {
+		/* MTA without negotiation (old Sendmail): allocate here */
+		c = calloc(1, sizeof *c);
+		if (!c)
+			return SMFIS_TEMPFAIL;
+		smfi_setpriv(ctx, c);
+	}
+	c->client_addr[0] = '\0';
+	/* from the socket address: {client_addr} is not a default macro */
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr, c->client_addr,
+		          sizeof c->client_addr);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, c->client_addr,
+		          sizeof c->client_addr);
+	return next(ctx, SMFIP_NR_CONN);
+}
+
+static sfsistat
+cb_envfrom(SMFICTX *ctx, char **argv)
+{
+	connection *c = conn_of(ctx);
+	message *m;
+
+	if (!c)
+		return SMFIS_TEMPFAIL;
+	message_free(c->msg);
+	c->msg = m = calloc(1, sizeof *m);
+	if (!m)
+		return SMFIS_TEMPFAIL;
+	m->snap = milter_snapshot_get();
+	strcpy(m->qid, "NOQUEUE");
+	set_qid(ctx, m);
+	strip_brackets(argv[0] ? argv[0] : "", m->env_from, sizeof m->env_from);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_envrcpt(SMFICTX *ctx, char **argv)
+{
+	connection *c = conn_of(ctx);
+	message *m = c ? c->msg : NULL;
+	char addr[MP_ADDR_MAX + 1];
+	char **grown;
+
+	if (!m || !m->snap)
+		return SMFIS_CONTINUE;
+	m->nrcpts++;
+	strip_brackets(argv[0] ? argv[0] : "", addr, sizeof addr);
+	if (!mp_host_is_rendezvous(&m->snap->hc, addr) || m->nrdv >= MAX_RCPTS)
+		return SMFIS_CONTINUE;
+	grown = realloc(m->rdv_rcpts, (m->nrdv + 1) * sizeof *grown);
+	if (!grown)
+		return SMFIS_TEMPFAIL;
+	m->rdv_rcpts = grown;
+	/* smfi_delrcpt wants the recipient exactly as the MTA gave it */
+	if (!(m->rdv_rcpts[m->nrdv] = strdup(argv[0])))
+		return SMFIS_TEMPFAIL;
+	if (m->nrdv++ == 0)
+		snprintf(m->rendezvous, sizeof m->rendezvous, "%s", addr);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_data(SMFICTX *ctx)
+{
+	connection *c = conn_of(ctx);
+	message *m = c ? c->msg : NULL;
+
+	/* The cheap exit for ordinary mail: no headers, no body. */
+	if (!m || m->nrdv == 0)
+		return SMFIS_ACCEPT;
+	set_qid(ctx, m);
+	return SMFIS_CONTINUE;
+}
+
+static void
+keep_header(char **slot, const char *value)
+{
+	if (!*slot)
+		*slot = strdup(value);
+}
+
+static sfsistat
+cb_header(SMFICTX *ctx, char *name, char *value)
+{
+	connection *c = conn_of(ctx);
+	message *m = c ? c->msg : NULL;
+
+	if (!m || m->nrdv == 0)
+		return next(ctx, SMFIP_NR_HDR);
+	if (!strcasecmp(name, "Content-Type"))
+		keep_header(&m->content_type, value);
+	else if (!strcasecmp(name, "Content-Transfer-Encoding"))
+		keep_header(&m->cte, value);
+	else if (!strcasecmp(name, "Message-ID"))
+		keep_header(&m->message_id, value);
+	if (mp_mail_header_is_auto(name, value))
+		m->is_auto = 1;
+	return next(ctx, SMFIP_NR_HDR);
+}
+
+static sfsistat
+cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+	connection *c = conn_of(ctx);
+	message *m = c ? c->msg : NULL;
+	size_t limit;
+
+	if (!m || m->nrdv == 0 || m->too_big)
+		return next(ctx, SMFIP_NR_BODY);
+	limit = (size_t)m->snap->settings->max_message_size;
+	if (len > limit - m->body_len) {
+		/* Rejected at end of message; stop collecting now. */
+		m->too_big = 1;
+		return next(ctx, SMFIP_NR_BODY);
+	}
+	if (m->body_len + len > m->body_cap) {
+		size_t cap = m->body_cap ? m->body_cap : 16384;
+		char *grown;
+
+		while (cap < m->body_len + len)
+			cap *= 2;
+		if (cap > limit)
+			cap = limit;
+		if (!(grown = realloc(m->body, cap)))
+			return SMFIS_TEMPFAIL;
+		m->body = grown;
+		m->body_cap = cap;
+	}
+	memcpy(m->body + m->body_len, chunk, len);
+	m->body_len += len;
+	return next(ctx, SMFIP_NR_BODY);
+}
+
+static sfsistat
+tempfail(SMFICTX *ctx, const message *m, const char *why)
+{
+	mp_log_id(MP_LOG_ERR, m->qid, "temporary failure: %s", why);
+	smfi_setreply(ctx, "451", "4.3.0", "mailpunch: temporary failure, try again later");
+	return SMFIS_TEMPFAIL;
+}
+
+/* The request is answered: take the rendezvous recipients off it, or
+ * drop it if nobody else was addressed. */
+static sfsistat
+finish_request(SMFICTX *ctx, message *m)
+{
+	size_t i;
+
+	if (m->nrdv >= m->nrcpts)
+		return SMFIS_DISCARD;
+	for (i = 0; i < m->nrdv; i++)
+		if (smfi_delrcpt(ctx, m->rdv_rcpts[i]) != MI_SUCCESS)
+			return tempfail(ctx, m, "cannot remove the rendezvous recipient");
+	return SMFIS_ACCEPT;
+}
+
+static sfsistat
+process(SMFICTX *ctx, connection *c, message *m)
+{
+	const milter_settings *s;
+	mp_host_outcome out;
+	mp_host_input in;
+	char err[256];
+	int rc;
+
+	set_qid(ctx, m);
+	s = m->snap->settings;
+	if (m->too_big) {
+		mp_table_count(milter.table, MP_STAT_DROP_TOOBIG, 1);
+		mp_log_id(MP_LOG_NOTICE, m->qid, "rendezvous mail from <%s> over MaxMessageSize, rejected",
+		          m->env_from);
+		smfi_setreply(ctx, "552", "5.3.4", "mailpunch: request too large");
+		return SMFIS_REJECT;
+	}
+	memset(&in, 0, sizeof in);
+	in.id = m->qid;
+	in.client_addr = c->client_addr[0] ? c->client_addr : NULL;
+	in.env_from = m->env_from;
+	in.rcpt = m->rendezvous;
+	in.is_auto = m->is_auto;
+	in.content_type = m->content_type;
+	in.cte = m->cte;
+	in.message_id = m->message_id;
+	in.body = m->body ? m->body : "";
+	in.body_len = m->body_len;
+	in.now = (uint64_t)time(NULL);
+
+	rc = mp_host_process(milter.host, &m->snap->hc, &in, &out);
+	if (rc != MP_OK)
+		return tempfail(ctx, m, mp_strerror(rc));
+	if (out.action == MP_HOST_DROP) {
+		mp_log_id(out.stat == MP_STAT_NOTICES ? MP_LOG_INFO : MP_LOG_NOTICE, m->qid,
+		          "%s (from <%s>): no answer", out.detail, m->env_from);
+		return finish_request(ctx, m);
+	}
+	rc = milter_inject(s->sendmail, out.from, out.to, out.mail, out.mail_len,
+	                   (unsigned)s->inject_timeout, err, sizeof err);
+	if (rc != MP_OK) {
+		mp_host_cancel(milter.host, &out);
+		mp_host_outcome_free(&out);
+		return tempfail(ctx, m, err);
+	}
+	mp_table_count(milter.table, out.stat, 1);
+	/* the member's address stays out of the log: the ID says who */
+	mp_log_id(MP_LOG_INFO, m->qid, "%s", out.detail);
+	mp_host_outcome_free(&out);
+	return finish_request(ctx, m);
+}
+
+static sfsistat
+cb_eom(SMFICTX *ctx)
+{
+	connection *c = conn_of(ctx);
+	sfsistat r;
+
+	if (!c || !c->msg || c->msg->nrdv == 0)
+		return SMFIS_CONTINUE;
+	r = process(ctx, c, c->msg);
+	/* the body can be large: do not keep it until the next message */
+	message_free(c->msg);
+	c->msg = NULL;
+	return r;
+}
+
+static sfsistat
+cb_abort(SMFICTX *ctx)
+{
+	connection *c = conn_of(ctx);
+
+	if (c) {
+		message_free(c->msg);
+		c->msg = NULL;
+	}
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+cb_close(SMFICTX *ctx)
+{
+	connection *c = conn_of(ctx);
+
+	if (c) {
+		message_free(c->msg);
+		free(c);
+		smfi_setpriv(ctx, NULL);
+	}
+	return SMFIS_CONTINUE;
+}
+
+struct smfiDesc milter_desc = {
+	.xxfi_name = (char *)"mailpunch-milter",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_DELRCPT,
+	.xxfi_connect = cb_connect,
+	.xxfi_envfrom = cb_envfrom,
+	.xxfi_envrcpt = cb_envrcpt,
+	.xxfi_header = cb_header,
+	.xxfi_body = cb_body,
+	.xxfi_eom = cb_eom,
+	.xxfi_abort = cb_abort,
+	.xxfi_close = cb_close,
+	.xxfi_data = cb_data,
+	.xxfi_negotiate = cb_negotiate,
+};

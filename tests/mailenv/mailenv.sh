@@ -1,0 +1,783 @@
+# shellcheck shell=bash
+# tests/mailenv/mailenv.sh -- private Postfix + Dovecot test environments.
+#
+#   . tests/mailenv/mailenv.sh
+#   mailenv_add_user "$dir" alice secret-a
+#   mailenv_start "$dir" [--domain lab.example] [--milter unix:/path/sock]
+#   ... mailenv_send / mailenv_submit / mailenv_wait_mail ...
+#   mailenv_stop "$dir"
+#
+# Everything (configs, queue, maildirs, CA and certificates, sockets, logs)
+# lives under DIR; daemons listen on 127.0.0.1 only, on free high ports that
+# DIR/env exports.  Needs root and the packages of tests/mailenv/install-deps.
+# See tests/mailenv/README.md.
+#
+# The functions never call exit and do not change the caller's shell options;
+# they return non-zero on failure with a message on stderr.  Workers run in
+# subshells, so only mailenv_start changes the caller's environment (it
+# sources DIR/env, exporting MAILENV_* for the environment last started).
+
+_MAILENV_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [ -z "${MAILENV_PYTHON:-}" ]; then
+	if [ -x /usr/bin/python3 ]; then MAILENV_PYTHON=/usr/bin/python3; else MAILENV_PYTHON=python3; fi
+fi
+_MAILENV_PORTLOCK=${MAILENV_PORTLOCK:-/tmp/mailenv-ports.lock}
+
+_mailenv_err() { echo "mailenv: $*" >&2; }
+
+# Absolute, symlink-free form of a directory path (which must exist).
+_mailenv_abs() {
+	(cd "$1" 2>/dev/null && pwd -P) || { _mailenv_err "no such directory: $1"; return 1; }
+}
+
+# True when PID is a Postfix or Dovecot master process of DIR (its working
+# directory, root, command line or MAIL_CONFIG points inside DIR).
+_mailenv_pid_belongs() {
+	local pid=$1 dir=$2 exe cwd root
+	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+	case $exe in
+	/usr/lib/postfix/sbin/master | /usr/sbin/dovecot) ;;
+	*) return 1 ;;
+	esac
+	cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null)
+	root=$(readlink "/proc/$pid/root" 2>/dev/null)
+	case $cwd/ in "$dir"/*) return 0 ;; esac
+	case $root/ in "$dir"/*) return 0 ;; esac
+	if tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/"; then
+		return 0
+	fi
+	if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF -- "MAIL_CONFIG=$dir/postfix"; then
+		return 0
+	fi
+	return 1
+}
+
+# Prints the pids of every Postfix/Dovecot process belonging to DIR.
+_mailenv_pids() {
+	"$MAILENV_PYTHON" "$_MAILENV_HOME/mailenv_client.py" pids "$1"
+}
+
+# Pid of a master process from its pid file, if alive and ours.
+_mailenv_master_pid() {
+	local file=$1 dir=$2 pid
+	[ -r "$file" ] || return 1
+	pid=$(head -n 1 "$file" 2>/dev/null | tr -dc '0-9')
+	[ -n "$pid" ] || return 1
+	_mailenv_pid_belongs "$pid" "$dir" || return 1
+	echo "$pid"
+}
+
+_mailenv_postfix_pid() { _mailenv_master_pid "$1/spool/pid/master.pid" "$1"; }
+_mailenv_dovecot_pid() { _mailenv_master_pid "$1/run/master.pid" "$1"; }
+
+# True when every given TCP port listens on 127.0.0.1.
+_mailenv_listening() {
+	local out p
+	out=$(ss -Hltn 2>/dev/null) || return 1
+	for p in "$@"; do
+		grep -qE "[[:space:]]127\.0\.0\.1:$p[[:space:]]" <<<"$out" || return 1
+	done
+	return 0
+}
+
+# Sleeps in small steps until "$@" succeeds or TIMEOUT seconds pass.
+_mailenv_poll() {
+	local timeout=$1 deadline
+	shift
+	deadline=$((SECONDS + timeout))
+	while :; do
+		"$@" && return 0
+		[ "$SECONDS" -ge "$deadline" ] && return 1
+		sleep 0.1
+	done
+}
+
+_mailenv_sockets_exist() {
+	local s
+	for s in "$@"; do [ -S "$s" ] || return 1; done
+	return 0
+}
+
+_mailenv_dump_logs() {
+	local dir=$1 f
+	for f in "$dir"/log/*; do
+		[ -f "$f" ] || continue
+		echo "---- last lines of $f" >&2
+		tail -n 25 "$f" >&2
+	done
+}
+
+# Writes DIR/postfix/recipients(.db) from the users file: the local parts
+# that Postfix accepts at RCPT time.  The map is replaced by rename, so the
+# running smtpd processes see the change at their next connection.
+_mailenv_write_recipients() {
+	local dir=$1 tmp
+	[ -f "$dir/postfix/main.cf" ] || return 0
+	tmp=$dir/postfix/recipients.tmp.$$
+	{
+		echo "postmaster OK"
+		[ -f "$dir/dovecot/users" ] && cut -d: -f1 "$dir/dovecot/users" | sed '/^$/d; s/$/ OK/'
+	} >"$tmp"
+	postmap -c "$dir/postfix" "hash:$tmp" || { rm -f "$tmp" "$tmp.db"; return 1; }
+	mv -f "$tmp" "$dir/postfix/recipients"
+	mv -f "$tmp.db" "$dir/postfix/recipients.db"
+}
+
+_mailenv_make_certs() {
+	local dir=$1 domain=$2 t=$1/tls
+	[ -s "$t/ca.crt" ] && [ -s "$t/server.crt" ] && [ -s "$t/server.key" ] &&
+		grep -qx "$domain" "$t/domain" 2>/dev/null && return 0
+	mkdir -p "$t" && chmod 755 "$t" || return 1
+	(
+		cd "$t" || exit 1
+		umask 077
+		openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+			-keyout ca.key -out ca.crt -subj "/O=mailenv/CN=mailenv test CA" \
+			-addext "basicConstraints=critical,CA:TRUE" \
+			-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null &&
+			openssl req -newkey rsa:2048 -nodes -sha256 -keyout server.key \
+				-out server.csr -subj "/O=mailenv/CN=localhost" 2>/dev/null &&
+			printf '%s\n' \
+				"basicConstraints=critical,CA:FALSE" \
+				"keyUsage=critical,digitalSignature,keyEncipherment" \
+				"extendedKeyUsage=serverAuth" \
+				"subjectKeyIdentifier=hash" \
+				"authorityKeyIdentifier=keyid,issuer" \
+				"subjectAltName=DNS:localhost,DNS:mx.$domain,DNS:$domain,DNS:imap.$domain,DNS:smtp.$domain,IP:127.0.0.1" \
+				>server.ext &&
+			openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key \
+				-set_serial "0x$(openssl rand -hex 8)" -days 3650 -sha256 \
+				-extfile server.ext -out server.crt 2>/dev/null &&
+			cat server.crt ca.crt >server-chain.crt &&
+			chmod 644 ca.crt server.crt server-chain.crt &&
+			echo "$domain" >domain && chmod 644 domain
+	) || { _mailenv_err "certificate generation failed"; return 1; }
+}
+
+_mailenv_write_postfix_conf() {
+	local dir=$1 domain=$2 milter=$3 smtp=$4 sub=$5 subs=$6 pf=$1/postfix
+	cat >"$pf/main.cf" <<EOF
+# Generated by tests/mailenv/mailenv.sh -- private test instance, loopback only.
+compatibility_level = 3.6
+queue_directory = $dir/spool
+data_directory = $dir/data
+maillog_file = $dir/log/postfix.log
+maillog_file_prefixes = $dir/log
+mail_owner = postfix
+setgid_group = postdrop
+
+myhostname = mx.$domain
+mydomain = $domain
+myorigin = \$mydomain
+mydestination = \$mydomain, localhost
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_banner = \$myhostname ESMTP mailenv
+biff = no
+append_dot_mydomain = no
+readme_directory = no
+alias_maps =
+alias_database =
+recipient_delimiter = +
+disable_vrfy_command = yes
+message_size_limit = 52428800
+
+# Nothing ever leaves: mail for other domains bounces, nothing relays.
+relayhost =
+default_transport = error:mailenv test environment does not relay
+relay_transport = error:mailenv test environment does not relay
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+
+# Local-domain mail goes to Dovecot over LMTP; unknown users are refused
+# at RCPT time (map rewritten by mailenv_add_user).
+local_transport = lmtp:unix:$dir/run/lmtp
+local_recipient_maps = hash:$pf/recipients
+lmtp_destination_recipient_limit = 50
+
+# Short retry cycle for tests.
+queue_run_delay = 2s
+minimal_backoff_time = 2s
+maximal_backoff_time = 10s
+maximal_queue_lifetime = 1h
+bounce_queue_lifetime = 1h
+delay_warning_time = 0h
+
+# TLS (server certificate signed by the environment's own CA).
+smtpd_tls_chain_files = $dir/tls/server.key, $dir/tls/server-chain.crt
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
+smtpd_tls_mandatory_protocols = >=TLSv1.2
+smtpd_tls_protocols = >=TLSv1.2
+tls_random_source = dev:/dev/urandom
+
+# SASL through Dovecot's auth socket (enabled on the submission ports only).
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $dir/run/auth-postfix
+smtpd_sasl_auth_enable = no
+smtpd_sasl_authenticated_header = yes
+smtpd_sasl_security_options = noanonymous
+smtpd_tls_auth_only = yes
+
+# Milters (mailenv_set_milter changes these).
+smtpd_milters = $milter
+non_smtpd_milters = $milter
+milter_default_action = tempfail
+milter_protocol = 6
+milter_connect_timeout = 10s
+milter_command_timeout = 20s
+milter_content_timeout = 60s
+milter_macro_daemon_name = \$myhostname
+EOF
+	cat >"$pf/master.cf" <<EOF
+# Generated by tests/mailenv/mailenv.sh.  Nothing runs chrooted.
+# service type  private unpriv  chroot  wakeup  maxproc command + args
+127.0.0.1:$smtp inet n  -       n       -       -       smtpd
+  -o syslog_name=postfix/mta
+127.0.0.1:$sub inet n   -       n       -       -       smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o milter_macro_daemon_name=ORIGINATING
+127.0.0.1:$subs inet n  -       n       -       -       smtpd
+  -o syslog_name=postfix/submissions
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o milter_macro_daemon_name=ORIGINATING
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+}
+
+_mailenv_write_dovecot_conf() {
+	local dir=$1 domain=$2 imap=$3 imaps=$4 pop3=$5 pop3s=$6 dh=
+	[ -r /usr/share/dovecot/dh.pem ] && dh="ssl_dh = </usr/share/dovecot/dh.pem"
+	cat >"$dir/dovecot/dovecot.conf" <<EOF
+# Generated by tests/mailenv/mailenv.sh -- private test instance, loopback only.
+instance_name = mailenv-$(basename "$dir")
+base_dir = $dir/run
+state_dir = $dir/dovecot/state
+log_path = $dir/log/dovecot.log
+info_log_path = $dir/log/dovecot.log
+debug_log_path = $dir/log/dovecot.log
+auth_verbose = yes
+verbose_proctitle = yes
+
+protocols = imap pop3 lmtp
+listen = 127.0.0.1
+shutdown_clients = yes
+
+ssl = required
+ssl_cert = <$dir/tls/server-chain.crt
+ssl_key = <$dir/tls/server.key
+ssl_min_protocol = TLSv1.2
+$dh
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+auth_username_format = %Lu
+recipient_delimiter = +
+
+first_valid_uid = 1
+first_valid_gid = 1
+mail_uid = mail
+mail_gid = mail
+mail_location = maildir:~/Maildir
+postmaster_address = postmaster@$domain
+hostname = mx.$domain
+
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%Ln $dir/dovecot/users
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%Ln $dir/dovecot/users
+  override_fields = uid=mail gid=mail home=$dir/mail/%Ln
+}
+
+namespace inbox {
+  inbox = yes
+  mailbox Drafts {
+    special_use = \\Drafts
+    auto = subscribe
+  }
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }
+  mailbox Trash {
+    special_use = \\Trash
+    auto = subscribe
+  }
+  mailbox Junk {
+    special_use = \\Junk
+    auto = subscribe
+  }
+}
+
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $imap
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $imaps
+    ssl = yes
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $pop3
+  }
+  inet_listener pop3s {
+    address = 127.0.0.1
+    port = $pop3s
+    ssl = yes
+  }
+}
+service lmtp {
+  unix_listener lmtp {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+service auth {
+  unix_listener auth-postfix {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+protocol lmtp {
+  mail_plugins =
+}
+protocol imap {
+  imap_idle_notify_interval = 2 mins
+}
+EOF
+}
+
+# Writes DIR/env from the values given as NAME=VALUE arguments.
+_mailenv_write_env() {
+	local dir=$1 kv
+	shift
+	{
+		echo "# Generated by tests/mailenv/mailenv.sh; source it."
+		for kv in "$@"; do
+			printf 'export %s=%q\n' "${kv%%=*}" "${kv#*=}"
+		done
+	} >"$dir/env.tmp" && mv -f "$dir/env.tmp" "$dir/env"
+}
+
+_mailenv_start_impl() (
+	umask 022
+	local dir= domain=lab.example milter= a
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--milter) milter=${2?--milter needs a value}; shift 2 ;;
+		--milter=*) milter=${1#*=}; shift ;;
+		--domain) domain=${2?--domain needs a value}; shift 2 ;;
+		--domain=*) domain=${1#*=}; shift ;;
+		-*) _mailenv_err "mailenv_start: unknown option $1"; return 2 ;;
+		*)
+			[ -z "$dir" ] || { _mailenv_err "mailenv_start: extra argument $1"; return 2; }
+			dir=$1; shift ;;
+		esac
+	done
+	[ -n "$dir" ] || { _mailenv_err "usage: mailenv_start DIR [--domain D] [--milter SOCKSPEC]"; return 2; }
+	[ "$(id -u)" -eq 0 ] || { _mailenv_err "must run as root"; return 1; }
+	for a in postfix postconf postmap postqueue dovecot openssl ss "$MAILENV_PYTHON"; do
+		command -v "$a" >/dev/null 2>&1 || { _mailenv_err "$a not found: run tests/mailenv/install-deps"; return 1; }
+	done
+	[ -x /usr/lib/dovecot/lmtp ] || { _mailenv_err "dovecot-lmtpd missing: run tests/mailenv/install-deps"; return 1; }
+	case $domain in *[!A-Za-z0-9.-]* | '' | .* | *.) _mailenv_err "bad domain: $domain"; return 2 ;; esac
+
+	mkdir -p "$dir" || return 1
+	dir=$(_mailenv_abs "$dir") || return 1
+	case $dir in / | *[[:space:]]* | *[,=\"\'\\]*) _mailenv_err "unusable directory name: $dir"; return 1 ;; esac
+	# Unix socket paths (sun_path) hold 107 bytes; Dovecot nests a few levels.
+	if [ ${#dir} -gt 70 ]; then
+		_mailenv_err "directory path too long for unix sockets (${#dir} > 70): $dir"
+		return 1
+	fi
+	# The postfix, dovecot and mail users must be able to reach DIR.
+	chmod 755 "$dir" || return 1
+	a=$dir
+	while [ "$a" != / ]; do
+		a=$(dirname "$a")
+		if [ "$(( 0$(stat -c %a "$a") & 1 ))" -eq 0 ]; then
+			_mailenv_err "$a is not searchable by other users (mode $(stat -c %a "$a")): choose a DIR elsewhere (e.g. under /tmp)"
+			return 1
+		fi
+	done
+
+	# A previous run's leftovers: stop whatever still runs there.
+	_mailenv_stop_impl "$dir" || return 1
+
+	mkdir -p "$dir/postfix" "$dir/spool" "$dir/data" "$dir/dovecot/state" \
+		"$dir/run" "$dir/mail" "$dir/log" || return 1
+	chown root:root "$dir/spool" && chmod 755 "$dir/spool" || return 1
+	chown postfix:postfix "$dir/data" || return 1
+	chown mail:mail "$dir/mail" && chmod 755 "$dir/mail" || return 1
+	chmod 755 "$dir/log" "$dir/run" "$dir/postfix" "$dir/dovecot" || return 1
+	[ -e "$dir/dovecot/users" ] || : >"$dir/dovecot/users"
+	chown root:dovecot "$dir/dovecot/users" && chmod 640 "$dir/dovecot/users" || return 1
+	rm -f "$dir/env" "$dir/run/master.pid"
+
+	_mailenv_make_certs "$dir" "$domain" || return 1
+
+	# Ports: chosen and bound under one machine-wide lock, so that concurrent
+	# mailenv_start calls cannot pick the same ones.
+	local lockfd
+	exec {lockfd}>>"$_MAILENV_PORTLOCK" || return 1
+	flock -w 120 "$lockfd" || { _mailenv_err "cannot lock $_MAILENV_PORTLOCK"; return 1; }
+	local ports
+	ports=$("$MAILENV_PYTHON" "$_MAILENV_HOME/mailenv_client.py" ports 7) || return 1
+	# shellcheck disable=SC2086
+	set -- $ports
+	local smtp=$1 sub=$2 subs=$3 imap=$4 imaps=$5 pop3=$6 pop3s=$7
+
+	_mailenv_write_postfix_conf "$dir" "$domain" "$milter" "$smtp" "$sub" "$subs" || return 1
+	_mailenv_write_dovecot_conf "$dir" "$domain" "$imap" "$imaps" "$pop3" "$pop3s" || return 1
+	_mailenv_write_recipients "$dir" || return 1
+
+	# Dovecot first: Postfix needs its LMTP and auth sockets.
+	if ! dovecot -c "$dir/dovecot/dovecot.conf" >"$dir/log/dovecot-start.out" 2>&1; then
+		_mailenv_err "dovecot failed to start:"
+		cat "$dir/log/dovecot-start.out" >&2
+		_mailenv_dump_logs "$dir"
+		_mailenv_stop_impl "$dir"
+		return 1
+	fi
+	if ! _mailenv_poll 20 _mailenv_listening "$imap" "$imaps" "$pop3" "$pop3s" ||
+		! _mailenv_poll 20 _mailenv_sockets_exist "$dir/run/lmtp" "$dir/run/auth-postfix"; then
+		_mailenv_err "dovecot did not come up"
+		_mailenv_dump_logs "$dir"
+		_mailenv_stop_impl "$dir"
+		return 1
+	fi
+
+	if ! postfix -c "$dir/postfix" start >"$dir/log/postfix-start.out" 2>&1; then
+		_mailenv_err "postfix failed to start:"
+		cat "$dir/log/postfix-start.out" >&2
+		_mailenv_dump_logs "$dir"
+		_mailenv_stop_impl "$dir"
+		return 1
+	fi
+	if ! _mailenv_poll 20 _mailenv_listening "$smtp" "$sub" "$subs"; then
+		_mailenv_err "postfix did not come up"
+		_mailenv_dump_logs "$dir"
+		_mailenv_stop_impl "$dir"
+		return 1
+	fi
+	flock -u "$lockfd"
+	exec {lockfd}>&-
+
+	_mailenv_write_env "$dir" \
+		MAILENV_DIR="$dir" \
+		MAILENV_DOMAIN="$domain" \
+		MAILENV_HOST=127.0.0.1 \
+		MAILENV_TLS_NAME=localhost \
+		MAILENV_SMTP_PORT="$smtp" \
+		MAILENV_SUBMISSION_PORT="$sub" \
+		MAILENV_SUBMISSIONS_PORT="$subs" \
+		MAILENV_IMAP_PORT="$imap" \
+		MAILENV_IMAPS_PORT="$imaps" \
+		MAILENV_POP3_PORT="$pop3" \
+		MAILENV_POP3S_PORT="$pop3s" \
+		MAILENV_CA_FILE="$dir/tls/ca.crt" \
+		MAILENV_CA_KEY="$dir/tls/ca.key" \
+		MAILENV_SERVER_CERT="$dir/tls/server.crt" \
+		MAILENV_SERVER_KEY="$dir/tls/server.key" \
+		MAILENV_POSTFIX_CONFIG_DIR="$dir/postfix" \
+		MAILENV_POSTFIX_QUEUE_DIR="$dir/spool" \
+		MAILENV_POSTFIX_LOG="$dir/log/postfix.log" \
+		MAILENV_DOVECOT_CONFIG="$dir/dovecot/dovecot.conf" \
+		MAILENV_DOVECOT_LOG="$dir/log/dovecot.log" \
+		MAILENV_USERS_FILE="$dir/dovecot/users" \
+		MAILENV_MAIL_ROOT="$dir/mail" \
+		MAILENV_LMTP_SOCKET="$dir/run/lmtp" \
+		MAILENV_AUTH_SOCKET="$dir/run/auth-postfix" \
+		MAILENV_MILTER="$milter"
+)
+
+# mailenv_start DIR [--domain D] [--milter SOCKSPEC]
+# Creates (or re-creates) the environment under DIR and starts it; also
+# sources DIR/env into the calling shell.  Users and mail already under DIR
+# are kept; configs and ports are new on every start.
+mailenv_start() {
+	local dir=
+	_mailenv_start_impl "$@" || return 1
+	for dir in "$@"; do
+		case $dir in -*) continue ;; esac
+		if [ -f "$dir/env" ]; then
+			# shellcheck disable=SC1091
+			. "$dir/env"
+			return 0
+		fi
+	done
+	return 0
+}
+
+_mailenv_stop_impl() (
+	local dir=$1 pid masters= pids i
+	[ -d "$dir" ] || return 0
+	dir=$(_mailenv_abs "$dir") || return 1
+	pid=$(_mailenv_postfix_pid "$dir") && masters="$masters $pid"
+	pid=$(_mailenv_dovecot_pid "$dir") && masters="$masters $pid"
+	if [ -n "$masters" ]; then
+		# What "postfix stop" and "dovecot stop" do, without their 1 s sleeps:
+		# SIGTERM to each master, which takes its children along.
+		# shellcheck disable=SC2086
+		kill -TERM $masters 2>/dev/null
+		for i in $(seq 1 100); do
+			pids=
+			for pid in $masters; do
+				[ -e "/proc/$pid/exe" ] && [ -n "$(readlink "/proc/$pid/exe" 2>/dev/null)" ] && pids="$pids $pid"
+			done
+			[ -z "$pids" ] && break
+			sleep 0.05
+		done
+	fi
+	# Children and anything left by an earlier run: up to 10 s, TERM after
+	# 1 s, KILL after 5 s.
+	for i in $(seq 1 50); do
+		pids=$(_mailenv_pids "$dir")
+		[ -z "$pids" ] && break
+		case $i in
+		6) kill -TERM $pids 2>/dev/null ;;
+		26) kill -KILL $pids 2>/dev/null ;;
+		esac
+		sleep 0.2
+	done
+	pids=$(_mailenv_pids "$dir")
+	if [ -n "$pids" ]; then
+		_mailenv_err "processes of $dir still running: $pids"
+		return 1
+	fi
+	rm -f "$dir/run/master.pid"
+	return 0
+)
+
+# mailenv_stop DIR -- stops both daemons and any leftover process of DIR.
+# Idempotent; returns non-zero only if something could not be stopped.
+mailenv_stop() {
+	[ $# -eq 1 ] || { _mailenv_err "usage: mailenv_stop DIR"; return 2; }
+	_mailenv_stop_impl "$1"
+}
+
+# mailenv_running DIR -- true when both Postfix and Dovecot of DIR run.
+mailenv_running() {
+	local dir
+	dir=$(_mailenv_abs "$1" 2>/dev/null) || return 1
+	_mailenv_postfix_pid "$dir" >/dev/null && _mailenv_dovecot_pid "$dir" >/dev/null
+}
+
+# mailenv_pids DIR -- prints the pids of all processes of the environment.
+mailenv_pids() {
+	local dir
+	dir=$(_mailenv_abs "$1" 2>/dev/null) || return 0
+	_mailenv_pids "$dir"
+}
+
+# mailenv_add_user DIR NAME PASSWORD -- adds or updates a mailbox user
+# (NAME@domain); usable before or after mailenv_start.
+mailenv_add_user() (
+	local dir=$1 name=$2 pw=$3 users tmp old now
+	[ $# -eq 3 ] || { _mailenv_err "usage: mailenv_add_user DIR NAME PASSWORD"; return 2; }
+	case $name in '' | *[!a-z0-9._-]*) _mailenv_err "bad user name (use [a-z0-9._-]): $name"; return 2 ;; esac
+	case $pw in '' | *:* | *$'\n'*) _mailenv_err "password must be non-empty, without ':' or newline"; return 2 ;; esac
+	umask 022
+	mkdir -p "$dir/dovecot" || return 1
+	dir=$(_mailenv_abs "$dir") || return 1
+	users=$dir/dovecot/users
+	tmp=$users.tmp.$$
+	{
+		[ -f "$users" ] && grep -v "^$name:" "$users"
+		printf '%s:{PLAIN}%s::::::\n' "$name" "$pw"
+	} >"$tmp" || return 1
+	chown root:dovecot "$tmp" 2>/dev/null
+	chmod 640 "$tmp"
+	# Dovecot re-reads the file when its mtime/size change: make sure the
+	# mtime moves even within the same second.
+	now=$(date +%s)
+	old=$(stat -c %Y "$users" 2>/dev/null || echo 0)
+	[ "$old" -ge "$now" ] && touch -d "@$((old + 1))" "$tmp"
+	mv -f "$tmp" "$users" || return 1
+	_mailenv_write_recipients "$dir"
+)
+
+# mailenv_send DIR FROM TO FILE -- plain SMTP to the MTA port (like port 25).
+# Prints the DATA reply ("250 2.0.0 Ok: queued as ID").  Exit 0 accepted,
+# 4 on a 4xx reply (e.g. milter tempfail), 5 on 5xx, 1 on other failures.
+mailenv_send() (
+	[ $# -eq 4 ] || { _mailenv_err "usage: mailenv_send DIR FROM TO FILE"; return 2; }
+	# shellcheck disable=SC1091
+	. "$1/env" || return 1
+	"$MAILENV_PYTHON" "$_MAILENV_HOME/mailenv_client.py" send "$MAILENV_SMTP_PORT" "$2" "$3" "$4"
+)
+
+# mailenv_submit DIR USER PASSWORD FROM TO FILE [starttls|tls]
+# Authenticated submission (AUTH PLAIN) on the submission port with STARTTLS
+# (default) or on the implicit-TLS port ("tls"); certificate verified
+# against the environment's CA.  Same output and status as mailenv_send.
+mailenv_submit() (
+	[ $# -eq 6 ] || [ $# -eq 7 ] || {
+		_mailenv_err "usage: mailenv_submit DIR USER PASSWORD FROM TO FILE [starttls|tls]"
+		return 2
+	}
+	local mode=${7:-starttls} port
+	# shellcheck disable=SC1091
+	. "$1/env" || return 1
+	case $mode in
+	starttls) port=$MAILENV_SUBMISSION_PORT ;;
+	tls) port=$MAILENV_SUBMISSIONS_PORT ;;
+	*) _mailenv_err "mode must be starttls or tls"; return 2 ;;
+	esac
+	"$MAILENV_PYTHON" "$_MAILENV_HOME/mailenv_client.py" submit "$mode" "$port" \
+		"$2" "$3" "$MAILENV_CA_FILE" "$4" "$5" "$6"
+)
+
+# mailenv_maildir DIR USER -- prints the path of USER's Maildir.
+mailenv_maildir() {
+	echo "$1/mail/$2/Maildir"
+}
+
+# mailenv_wait_mail DIR USER PATTERN TIMEOUT -- waits until a message in
+# USER's INBOX (Maildir new/ or cur/) matches the extended regular
+# expression PATTERN (grep -E); prints the path of the first (oldest) match.
+# Returns 1 after TIMEOUT seconds without a match.
+mailenv_wait_mail() (
+	[ $# -eq 4 ] || { _mailenv_err "usage: mailenv_wait_mail DIR USER PATTERN TIMEOUT"; return 2; }
+	local md=$1/mail/$2/Maildir pattern=$3 deadline f
+	deadline=$((SECONDS + $4))
+	while :; do
+		if [ -d "$md" ]; then
+			# oldest first (delivery time; moving new/ -> cur/ keeps the mtime)
+			while IFS= read -r f; do
+				# a message may move from new/ to cur/ under us: re-check existence
+				if grep -qE -- "$pattern" "$f" 2>/dev/null; then
+					[ -e "$f" ] && { echo "$f"; return 0; }
+				fi
+			done < <(find "$md/new" "$md/cur" -maxdepth 1 -type f -printf '%T@ %f\t%p\n' 2>/dev/null |
+				sort -n | cut -f2-)
+		fi
+		[ "$SECONDS" -ge "$deadline" ] && break
+		sleep 0.2
+	done
+	_mailenv_err "no message matching /$pattern/ for $2 within $4 s"
+	return 1
+)
+
+# mailenv_count_mail DIR USER -- number of messages in USER's INBOX.
+mailenv_count_mail() {
+	local md=$1/mail/$2/Maildir
+	find "$md/new" "$md/cur" -maxdepth 1 -type f 2>/dev/null | wc -l
+}
+
+# mailenv_flush DIR -- asks Postfix to retry deferred mail now.
+mailenv_flush() {
+	postqueue -c "$1/postfix" -f
+}
+
+# mailenv_queue_count DIR -- messages in Postfix's queues (incl. hold).
+mailenv_queue_count() {
+	local q=$1/spool
+	find "$q/maildrop" "$q/incoming" "$q/active" "$q/deferred" "$q/hold" \
+		-type f 2>/dev/null | wc -l
+}
+
+# mailenv_queue_empty DIR -- true when no message is queued.
+mailenv_queue_empty() {
+	[ "$(mailenv_queue_count "$1")" -eq 0 ]
+}
+
+# mailenv_wait_queue_empty DIR TIMEOUT
+mailenv_wait_queue_empty() {
+	[ $# -eq 2 ] || { _mailenv_err "usage: mailenv_wait_queue_empty DIR TIMEOUT"; return 2; }
+	_mailenv_poll "$2" mailenv_queue_empty "$1" && return 0
+	_mailenv_err "queue of $1 not empty after $2 s:"
+	postqueue -c "$1/postfix" -p >&2 2>/dev/null
+	return 1
+}
+
+# mailenv_reload_postfix DIR -- "postfix reload", then waits until every
+# Postfix process that predates the reload has gone, so that the next
+# connection is served with the new configuration.
+mailenv_reload_postfix() (
+	local dir master old p i
+	dir=$(_mailenv_abs "$1") || return 1
+	master=$(_mailenv_postfix_pid "$dir") || { _mailenv_err "postfix of $dir is not running"; return 1; }
+	old=$(ps -o pid= --ppid "$master" 2>/dev/null)
+	postfix -c "$dir/postfix" reload >>"$dir/log/postfix-start.out" 2>&1 || {
+		_mailenv_err "postfix reload failed"; tail -n 5 "$dir/log/postfix-start.out" >&2; return 1; }
+	for i in $(seq 1 100); do
+		local alive=
+		for p in $old; do
+			[ -d "/proc/$p" ] && [ "$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')" = "$master" ] && alive="$alive $p"
+		done
+		[ -z "$alive" ] && return 0
+		sleep 0.1
+	done
+	_mailenv_err "warning: postfix processes$alive still busy after reload"
+	return 0
+)
+
+# mailenv_postconf DIR 'name = value' ... -- changes main.cf settings
+# (postconf -e) and reloads a running Postfix.
+mailenv_postconf() {
+	local dir=$1
+	shift
+	postconf -c "$dir/postfix" -e "$@" || return 1
+	if mailenv_running "$dir"; then mailenv_reload_postfix "$dir" || return 1; fi
+	return 0
+}
+
+# mailenv_set_milter DIR SOCKSPEC -- sets smtpd_milters and non_smtpd_milters
+# to SOCKSPEC (Postfix syntax: unix:/path or inet:127.0.0.1:PORT; "" removes
+# the milter) and reloads a running Postfix.
+mailenv_set_milter() {
+	[ $# -eq 2 ] || { _mailenv_err "usage: mailenv_set_milter DIR SOCKSPEC"; return 2; }
+	mailenv_postconf "$1" "smtpd_milters = $2" "non_smtpd_milters = $2" \
+		"milter_default_action = tempfail" || return 1
+	if [ -f "$1/env" ]; then
+		sed -i "/^export MAILENV_MILTER=/d" "$1/env" &&
+			printf 'export MAILENV_MILTER=%q\n' "$2" >>"$1/env"
+	fi
+	[ "${MAILENV_DIR:-}" = "$(_mailenv_abs "$1")" ] && export MAILENV_MILTER="$2"
+	return 0
+}
+
+# mailenv_logs DIR -- prints the tail of every log of the environment.
+mailenv_logs() {
+	_mailenv_dump_logs "$1" 2>&1
+}
