@@ -92,7 +92,8 @@ template_init(mp_table_entry *e)
 	e->ep.ncand = 3;
 	e->ep.cand[0] = (mp_candidate){ .kind = 2, .family = 4, .addr = { 203, 0, 113, 7 }, .port = 4500 };
 	e->ep.cand[1] = (mp_candidate){ .kind = 1, .family = 4, .addr = { 192, 168, 1, 7 }, .port = 4500 };
-	e->ep.cand[2] = (mp_candidate){ .kind = 3, .family = 6, .addr = { 0x20, 0x01, 0x0d, 0xb8 }, .port = 4501 };
+	e->ep.cand[2] = (mp_candidate){ .kind = 3, .family = 6,
+	                                .addr = { 0x20, 0x01, 0x0d, 0xb8 }, .port = 4501 };
 	e->ep.nat = (mp_nat){ .mapping = 1, .filtering = 3, .allocation = 2, .delta = 1 };
 }
 

@@ -59,6 +59,11 @@ struct mp_table {
 #define MP_TABLE_SHM_VERSION_OFFSET 8    /* uint32_t */
 #define MP_TABLE_SHM_BOOT_ID_OFFSET 56   /* char[40], kernel boot ID text */
 #define MP_TABLE_SHM_LOCK_OFFSET 128     /* pthread_mutex_t */
+/* ... and in an entry; entries fill the last capacity * entry_size bytes */
+#define MP_TABLE_SHM_ENTRY_TIME_OFFSET 0     /* uint64_t */
+#define MP_TABLE_SHM_ENTRY_UID_OFFSET 28     /* mp_uid */
+#define MP_TABLE_SHM_ENTRY_ID_OFFSET 44      /* mp_pubid */
+#define MP_TABLE_SHM_ENTRY_NAME_OFFSET 184   /* char[MP_NAME_MAX + 1] */
 
 /* Bytes of one stored entry, and of the whole mapping for a capacity
  * (header + hash index + entries); 0 if the capacity is out of range. */

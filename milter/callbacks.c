@@ -116,7 +116,7 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
              unsigned long *pf3)
 {
 	/* Steps we never need, and callbacks whose reply we never vary. */
-	unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NOEOH |
+	unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN |
 	                     SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_NR_CONN;
 	connection *c = calloc(1, sizeof *c);
 

@@ -237,7 +237,7 @@ start(const char *config_path, int foreground, int check_only)
 {
 	milter_settings *s;
 	milter_snapshot *snap;
-	char err[1024], username[256] = "", pid_file[4096] = "";
+	char err[1024], username[256] = "", pid_file[512] = "";
 	uid_t uid = getuid();
 	gid_t gid = getgid(), ctl_gid;
 	mp_host_limits lim;
@@ -316,6 +316,10 @@ start(const char *config_path, int foreground, int check_only)
 		goto fail;
 	}
 	/* s belongs to the published snapshot, which a reload may free */
+	if (s->pid_file && strlen(s->pid_file) >= sizeof pid_file) {
+		mp_log(MP_LOG_ERR, "PidFile path too long");
+		goto fail;
+	}
 	if (s->pid_file)
 		snprintf(pid_file, sizeof pid_file, "%s", s->pid_file);
 	if (pid_file[0] && write_pid_file(pid_file, uid, gid, err, sizeof err) != MP_OK) {
@@ -326,9 +330,14 @@ start(const char *config_path, int foreground, int check_only)
 		mp_log(MP_LOG_ERR, "%s", err);
 		goto fail;
 	}
-	/* Every thread inherits this mask, so only sigtimedwait sees USR1. */
+	/* Every thread inherits this mask: USR1 reaches only our sigtimedwait,
+	 * and HUP/TERM/INT only libmilter's own signal thread (were they
+	 * deliverable to our threads, TERM would kill the process outright). */
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (pthread_create(&maint_thread, NULL, maintenance, NULL) != 0 ||

@@ -76,7 +76,13 @@ typedef struct mp_table mp_table;
  * mapped shared, so the table also survives a reboot.  An existing
  * table whose header does not match this build's layout or the given
  * capacity is refused with MP_ERR_INCOMPATIBLE (never reinterpreted).
- * capacity 0 attaches to an existing table with whatever capacity it has.
+ * capacity 0 attaches to an existing table with whatever capacity it has
+ * (a missing table is then MP_ERR_NOTFOUND even with MP_TABLE_CREATE).
+ * mode applies at creation, exactly (not narrowed by the umask).  The
+ * whole table is allocated at creation (about 508 bytes per entry).
+ * Concurrent creators and attachers are serialised: nobody sees a half-
+ * made table; an attacher without MP_TABLE_CREATE waits up to a second
+ * for a creator that is initialising it, then gets MP_ERR_NOTFOUND.
  */
 int mp_table_shm_open(const char *name, size_t capacity, int flags, unsigned mode,
                       mp_table **out);
@@ -84,22 +90,35 @@ int mp_table_shm_open(const char *name, size_t capacity, int flags, unsigned mod
 int mp_table_shm_unlink(const char *name);
 void mp_table_close(mp_table *t);
 
-/* Insert or replace the entry for e->uid (e->uid must match e->id),
- * making it the newest.  A full table overwrites its oldest entry.
- * *was_new (may be NULL) tells whether the user was not in the table. */
+/* Insert or replace the entry for e->uid, placed by e->time: normally
+ * the current time, so it becomes the newest; an older time (a merge
+ * from another host) puts it where it belongs in time order.  A full
+ * table overwrites its oldest entry (MP_STAT_EVICTIONS); if the new
+ * entry is older than all of them it is itself the one dropped.
+ * *was_new (may be NULL) tells whether the user was not in the table.
+ * MP_ERR_CONFLICT: e->uid is present with another e->id (unchanged).
+ * MP_ERR_INVAL: e->uid is not derived from e->id (checked when the uid
+ * is new to the table), a string not terminated within its array,
+ * ncand > MP_MAX_CANDIDATES, or a stored candidate (the first
+ * MP_TABLE_CAND) with a family other than 4 or 6 or a kind over 127. */
 int mp_table_upsert(mp_table *t, const mp_table_entry *e, int *was_new);
-/* Up to max entries, newest first, skipping exclude (may be NULL) and
- * entries older than max_age seconds before now (max_age 0: no limit).
- * Flagged entries are included, with their flag. */
+/* Up to max entries, newest first, skipping exclude (may be NULL; not
+ * counted against max) and entries older than max_age seconds before
+ * now (max_age 0: no limit; entries dated after now are included).
+ * Flagged entries are included, with their flag.  Stops at the first
+ * entry too old, so its cost does not grow with the table. */
 int mp_table_select(mp_table *t, const mp_uid *exclude, uint64_t now, uint64_t max_age,
                     mp_table_entry *out, size_t max, size_t *n);
 int mp_table_get(mp_table *t, const mp_uid *uid, mp_table_entry *out);
+/* flags = (flags | set) & ~clear: a bit in both is cleared. */
 int mp_table_set_flags(mp_table *t, const mp_uid *uid, uint8_t set, uint8_t clear);
 int mp_table_delete(mp_table *t, const mp_uid *uid);
-/* Remove entries older than max_age; *removed may be NULL. */
+/* Remove entries older than max_age seconds before now (max_age 0:
+ * none), counted as MP_STAT_EXPIRATIONS; *removed may be NULL. */
 int mp_table_expire(mp_table *t, uint64_t now, uint64_t max_age, size_t *removed);
 int mp_table_flush(mp_table *t);
 
+/* Counters are lock-free; an invalid `which` is ignored. */
 void mp_table_count(mp_table *t, mp_stat which, uint64_t n);
 void mp_table_stats_get(mp_table *t, mp_table_stats *out);
 const char *mp_stat_name(mp_stat which);   /* "requests", "drop_noblock", ... */

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Small SMTP client and helpers for tests/mailenv (stdlib only).
 
-Subcommands (all talk to 127.0.0.1 only):
+Subcommands (all talk to loopback only: $MAILENV_HOST, default 127.0.0.1):
 
-  ports N                  print N distinct free TCP ports on 127.0.0.1, one a
-                           line, chosen below the kernel's ephemeral range.
+  ports N [HOST]           print N distinct free TCP ports on HOST (default
+                           127.0.0.1), one a line, chosen below the kernel's
+                           ephemeral range.
   pids DIR                 print the pids of the Postfix/Dovecot processes that
                            belong to the environment in DIR (working directory,
                            root, command line or MAIL_CONFIG inside DIR).
@@ -14,7 +15,7 @@ Subcommands (all talk to 127.0.0.1 only):
                            MODE is "starttls" (submission) or "tls" (implicit
                            TLS, submissions); AUTH PLAIN as USER; the server
                            certificate is verified against CAFILE for the
-                           name 127.0.0.1.
+                           address MAILENV_HOST (IP subjectAltName).
 
 send/submit read FILE as bytes ("-" for stdin), turn bare LF line ends into
 CRLF and print the server's final reply to DATA (e.g. "250 2.0.0 Ok: queued as
@@ -31,10 +32,12 @@ import ssl
 import sys
 
 TIMEOUT = float(os.environ.get("MAILENV_SMTP_TIMEOUT", "60"))
-HOST = "127.0.0.1"
+HOST = os.environ.get("MAILENV_HOST") or "127.0.0.1"
+if not HOST.startswith("127."):
+    raise SystemExit("mailenv: refusing non-loopback host %r" % HOST)
 
 
-def free_ports(n):
+def free_ports(n, host):
     lo = 20000
     hi = 32000
     try:
@@ -57,7 +60,7 @@ def free_ports(n):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             # no SO_REUSEADDR: a port with TIME_WAIT leftovers is skipped too
-            s.bind((HOST, p))
+            s.bind((host, p))
         except OSError:
             continue
         finally:
@@ -180,8 +183,11 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     cmd = argv[1]
-    if cmd == "ports" and len(argv) == 3:
-        for p in free_ports(int(argv[2])):
+    if cmd == "ports" and len(argv) in (3, 4):
+        host = argv[3] if len(argv) == 4 else "127.0.0.1"
+        if not host.startswith("127."):
+            raise SystemExit("mailenv: refusing non-loopback host %r" % host)
+        for p in free_ports(int(argv[2]), host):
             print(p)
         return 0
     if cmd == "pids" and len(argv) == 3:

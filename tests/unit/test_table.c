@@ -420,13 +420,15 @@ START_TEST(select_stops_at_first_too_old)
 	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ck_assert(map != MAP_FAILED);
 	close(fd);
-	memcpy(map + size - 8 * esz, &fresh_time, sizeof fresh_time);   /* time: offset 0 */
+	memcpy(map + size - 8 * esz + MP_TABLE_SHM_ENTRY_TIME_OFFSET, &fresh_time,
+	       sizeof fresh_time);
 	ck_assert_int_eq(mp_table_select(t, NULL, T0 + 40, 15, out, 8, &n), MP_OK);
 	ck_assert_uint_eq(n, 2);                /* members 4 and 3, then 2 is too old */
 	ck_assert_int_eq(mp_table_select(t, NULL, T0 + 40, 0, out, 8, &n), MP_OK);
 	ck_assert_uint_eq(n, 5);
 	ck_assert_uint_eq(out[4].time, fresh_time);
-	memcpy(map + size - 8 * esz, &(uint64_t){ T0 }, sizeof fresh_time);
+	memcpy(map + size - 8 * esz + MP_TABLE_SHM_ENTRY_TIME_OFFSET, &(uint64_t){ T0 },
+	       sizeof fresh_time);
 	munmap(map, size);
 	done(t, name);
 }
@@ -701,7 +703,7 @@ START_TEST(concurrent_creation)
 	int go[2], status, k, round;
 
 	for (round = 0; round < 5; round++) {
-		char what[16];
+		char what[32];
 
 		snprintf(what, sizeof what, "create%d", round);
 		table_name(name, sizeof name, what);
@@ -758,15 +760,29 @@ START_TEST(recovery_after_lock_holder_killed)
 {
 	char name[64], c;
 	mp_table *t;
+	static mp_table_entry before[200], after[200];
+	size_t nbefore, nafter;
 	int fds[2], status;
 	uint64_t repairs;
 	pid_t pid;
 	unsigned i;
 
 	table_name(name, sizeof name, "killed");
-	t = fresh(name, 16);
-	for (i = 0; i < 10; i++)
-		put(t, i, T0 + i);
+	t = fresh(name, 200);
+	/* enough entries for repair's array sort, with ties, updates and
+	 * deletions, so that slot order is not time order */
+	for (i = 0; i < 150; i++)
+		put(t, i, T0 + i / 3);
+	for (i = 0; i < 150; i += 7)
+		put(t, i, T0 + 60 + i % 5);
+	for (i = 3; i < 150; i += 11) {
+		mp_table_entry e;
+
+		member(i, 0, &e);
+		ck_assert_int_eq(mp_table_delete(t, &e.uid), MP_OK);
+	}
+	ck_assert_int_eq(mp_table_select(t, NULL, T0, 0, before, 200, &nbefore), MP_OK);
+	ck_assert_uint_eq(nbefore, 150 - 14);
 	repairs = mp_table_shm_debug_repairs(t);
 	ck_assert_int_eq(pipe(fds), 0);
 	pid = fork();
@@ -789,11 +805,22 @@ START_TEST(recovery_after_lock_holder_killed)
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFSIGNALED(status));
-	put(t, 50, T0 + 50);                        /* the next op repairs */
+	/* the next op repairs; the same entries come back in time order */
+	ck_assert_int_eq(mp_table_select(t, NULL, T0, 0, after, 200, &nafter), MP_OK);
 	ck_assert_uint_eq(mp_table_shm_debug_repairs(t), repairs + 1);
-	ck_assert_uint_eq(entries(t), 11);
-	for (i = 0; i < 10; i++)
-		ck_assert(present(t, i));
+	ck_assert_uint_eq(nafter, nbefore);
+	for (i = 0; i < nafter; i++) {
+		size_t j;
+
+		if (i > 0)
+			ck_assert_uint_le(after[i].time, after[i - 1].time);
+		for (j = 0; j < nbefore; j++)
+			if (memcmp(&after[i], &before[j], sizeof after[i]) == 0)
+				break;
+		ck_assert_msg(j < nbefore, "entry %u changed in repair", i);
+	}
+	put(t, 500, T0 + 100);
+	ck_assert_uint_eq(entries(t), nbefore + 1);
 	done(t, name);
 }
 END_TEST
@@ -935,9 +962,12 @@ START_TEST(repair_drops_invalid_entries)
 	/* entries are the last 8 * esz bytes; slots fill in order */
 	off = size - 8 * esz;
 	member(1, 0, &e);
-	ck_assert(memcmp(map + off + 1 * esz + 28, &e.uid, sizeof e.uid) == 0);
-	map[off + 1 * esz + 44] ^= 1;                   /* id no longer hashes to uid */
-	memset(map + off + 2 * esz + 184, 'x', 65);     /* name not terminated */
+	ck_assert(memcmp(map + off + esz + MP_TABLE_SHM_ENTRY_UID_OFFSET, &e.uid,
+	                 sizeof e.uid) == 0);
+	/* member 1's id no longer hashes to its uid; member 2's name is
+	 * not terminated */
+	map[off + esz + MP_TABLE_SHM_ENTRY_ID_OFFSET] ^= 1;
+	memset(map + off + 2 * esz + MP_TABLE_SHM_ENTRY_NAME_OFFSET, 'x', MP_NAME_MAX + 1);
 
 	/* kill a lock holder so that the next locker repairs */
 	ck_assert_int_eq(pipe(fds), 0);

@@ -1,0 +1,47 @@
+-- Shared helpers for the miltertest scripts: a connection to the milter
+-- under test and the steps of an SMTP transaction, failing loudly.
+sock = os.getenv("MT_SOCKET")
+dir = os.getenv("MT_DIR")
+rdv = os.getenv("MT_RDV") or "rdv@lab.example"
+
+function check(cond, what)
+	if not cond then
+		io.stderr:write("FAILED: " .. what .. "\n")
+		error("FAILED: " .. what)
+	end
+end
+
+function open_conn()
+	local conn = mt.connect(sock, 40, 0.25)
+	check(conn ~= nil, "connect to " .. sock)
+	check(mt.conninfo(conn, "client.lab.example", "127.0.0.1") == nil, "conninfo")
+	return conn
+end
+
+function envelope(conn, from, rcpts)
+	mt.macro(conn, SMFIC_MAIL, "i", "TESTQID")
+	check(mt.mailfrom(conn, from) == nil, "mailfrom")
+	check(mt.getreply(conn) == SMFIR_CONTINUE, "mailfrom reply")
+	for _, r in ipairs(rcpts) do
+		check(mt.rcptto(conn, r) == nil, "rcptto " .. r)
+		check(mt.getreply(conn) == SMFIR_CONTINUE, "rcptto reply " .. r)
+	end
+end
+
+-- Sends headers and the body of a mail file written by mptool.
+function message(conn, file)
+	local f = io.open(file, "rb")
+	check(f ~= nil, "open " .. file)
+	local raw = f:read("*a")
+	f:close()
+	local head, body = raw:match("^(.-)\r\n\r\n(.*)$")
+	check(head ~= nil, "split " .. file)
+	check(mt.data(conn) == nil, "data")
+	check(mt.getreply(conn) == SMFIR_CONTINUE, "data reply (rendezvous mail must be read)")
+	for line in (head .. "\r\n"):gmatch("(.-)\r\n") do
+		local name, value = line:match("^([^:]+):%s*(.*)$")
+		check(mt.header(conn, name, value) == nil, "header " .. name)
+	end
+	check(mt.eoh(conn) == nil, "eoh")
+	check(mt.bodystring(conn, body) == nil, "body")
+end
