@@ -8,15 +8,16 @@
 #   mailenv_stop "$dir"
 #
 # Everything (configs, queue, maildirs, CA and certificates, sockets, logs)
-# lives under DIR; daemons listen on 127.0.0.1 only (or another loopback
-# address given with --host), on free high ports that
-# DIR/env exports.  Needs root and the packages of tests/mailenv/install-deps.
-# See tests/mailenv/README.md.
+# lives under DIR; the daemons listen on 127.0.0.1 only (or on the loopback
+# address given with --host), on free high ports that DIR/env exports.
+# Needs root and the packages of tests/mailenv/install-deps.  See
+# tests/mailenv/README.md for the list of functions and variables.
 #
-# The functions never call exit and do not change the caller's shell options;
-# they return non-zero on failure with a message on stderr.  Workers run in
-# subshells, so only mailenv_start changes the caller's environment (it
-# sources DIR/env, exporting MAILENV_* for the environment last started).
+# The functions never call exit, work under the caller's set -euo pipefail
+# and do not change its shell options; they return non-zero on failure with
+# a message on stderr.  Most run in subshells: only mailenv_start (sources
+# DIR/env, exporting MAILENV_* of the environment last started) and
+# mailenv_set_milter (MAILENV_MILTER) change the caller's variables.
 
 _MAILENV_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if [ -z "${MAILENV_PYTHON:-}" ]; then
@@ -136,7 +137,7 @@ _mailenv_dump_logs() {
 _mailenv_write_recipients() {
 	local dir=$1 tmp
 	[ -f "$dir/postfix/main.cf" ] || return 0
-	tmp=$dir/postfix/recipients.tmp.$$
+	tmp=$dir/postfix/recipients.tmp.$BASHPID
 	{
 		[ -f "$dir/dovecot/users" ] && cut -d: -f1 "$dir/dovecot/users" | sed '/^$/d; s/$/ OK/'
 	} >"$tmp"
@@ -219,11 +220,16 @@ disable_vrfy_command = yes
 local_header_rewrite_clients = permit_sasl_authenticated
 message_size_limit = 52428800
 
-# Nothing ever leaves: mail for other domains bounces, nothing relays.
+# Nothing ever leaves: mail for other domains is refused (smtpd rejects
+# recipients whose transport is "error"), except for domains routed to
+# another loopback test environment with mailenv_route (transport map).
 relayhost =
 default_transport = error:mailenv test environment does not relay
 relay_transport = error:mailenv test environment does not relay
+transport_maps = hash:$pf/transport
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+smtp_tls_security_level = none
+smtp_dns_support_level = disabled
 
 # Local-domain mail goes to Dovecot over LMTP; unknown users are refused
 # at RCPT time (map rewritten by mailenv_add_user).
@@ -522,6 +528,8 @@ _mailenv_start_impl() (
 	_mailenv_write_postfix_conf "$dir" "$domain" "$host" "$milter" "$smtp" "$sub" "$subs" || return 1
 	_mailenv_write_dovecot_conf "$dir" "$domain" "$host" "$imap" "$imaps" "$pop3" "$pop3s" || return 1
 	_mailenv_write_recipients "$dir" || return 1
+	[ -f "$dir/postfix/transport" ] || : >"$dir/postfix/transport"
+	postmap -c "$dir/postfix" "hash:$dir/postfix/transport" || return 1
 
 	# Dovecot first: Postfix needs its LMTP and auth sockets.
 	if ! _mailenv_spawn "$dir/log/dovecot-start.out" dovecot -c "$dir/dovecot/dovecot.conf"; then
@@ -683,9 +691,9 @@ mailenv_add_user() (
 	mkdir -p "$dir/dovecot" || return 1
 	dir=$(_mailenv_abs "$dir") || return 1
 	users=$dir/dovecot/users
-	tmp=$users.tmp.$$
+	tmp=$users.tmp.$BASHPID
 	{
-		[ -f "$users" ] && grep -v "^$name:" "$users"
+		[ -f "$users" ] && awk -F: -v n="$name" '$1 != n' "$users"
 		printf '%s:{PLAIN}%s::::::\n' "$name" "$pw"
 	} >"$tmp" || return 1
 	chown root:dovecot "$tmp" 2>/dev/null
@@ -862,6 +870,31 @@ mailenv_set_milter() {
 	[ "${MAILENV_DIR:-}" = "$(_mailenv_abs "$1")" ] && export MAILENV_MILTER="$2"
 	return 0
 }
+
+# mailenv_route DIR DOMAIN HOST PORT -- mail that DIR's Postfix accepts for
+# DOMAIN (from authenticated users, or sendmail) is relayed with plain SMTP
+# to HOST:PORT, which must be a loopback address: typically the MTA port of
+# a second environment.  An empty HOST removes the route.  Reloads Postfix.
+mailenv_route() (
+	_mailenv_sane
+	[ $# -eq 4 ] || [ $# -eq 2 ] || { _mailenv_err "usage: mailenv_route DIR DOMAIN HOST PORT"; return 2; }
+	local dir=$1 domain=$2 host=${3:-} port=${4:-} map tmp
+	case $domain in '' | *[!A-Za-z0-9.-]*) _mailenv_err "bad domain: $domain"; return 2 ;; esac
+	if [ -n "$host" ] && ! [[ $host =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ && $port =~ ^[0-9]+$ ]]; then
+		_mailenv_err "route target must be a loopback address and a port: $host $port"
+		return 2
+	fi
+	map=$dir/postfix/transport
+	tmp=$map.tmp.$BASHPID
+	{
+		[ -f "$map" ] && awk -v d="$domain" '$1 != d' "$map"
+		[ -n "$host" ] && printf '%s smtp:[%s]:%s\n' "$domain" "$host" "$port"
+	} >"$tmp"
+	postmap -c "$dir/postfix" "hash:$tmp" || { rm -f "$tmp" "$tmp.db"; return 1; }
+	mv -f "$tmp" "$map" && mv -f "$tmp.db" "$map.db" || return 1
+	if mailenv_running "$dir"; then mailenv_reload_postfix "$dir" || return 1; fi
+	return 0
+)
 
 # mailenv_logs DIR -- prints the tail of every log of the environment.
 mailenv_logs() (
