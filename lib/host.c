@@ -137,6 +137,8 @@ compose(const mp_host_config *cfg, const mp_host_input *in, const char *to,
 static int
 sender_matches(const mp_host_config *cfg, const mp_host_input *in, const char *addr)
 {
+	if (cfg->require_auth_pass && !in->auth_pass)
+		return 0;
 	return !cfg->require_sender_match || strcasecmp(in->env_from, addr) == 0;
 }
 
@@ -172,7 +174,9 @@ handle_request(mp_host *h, const mp_host_config *cfg, const mp_host_input *in,
 	/* The reply goes where the authenticated block says, which must be
 	 * the envelope sender, and never to ourselves (no loops). */
 	if (!sender_matches(cfg, in, me.reply_addr))
-		return drop(out, MP_STAT_DROP_SENDER, "reply address of %s differs from envelope sender", uid);
+		return drop(out, MP_STAT_DROP_SENDER, "reply address of %s %s", uid,
+		            cfg->require_auth_pass && !in->auth_pass ? "not vouched for by SPF/DKIM"
+		                                                     : "differs from envelope sender");
 	if (mp_host_is_rendezvous(cfg, me.reply_addr))
 		return drop(out, MP_STAT_DROP_SENDER, "reply address of %s is a rendezvous address", uid);
 	if (mp_ratelimit_take(h->per_address, me.reply_addr, in->now) != MP_OK)

@@ -196,6 +196,14 @@ mp_hostkey_public(const mp_hostkey *key, uint8_t pub[MP_KEY_LEN])
 	memcpy(pub, key->pub, MP_KEY_LEN);
 }
 
+int
+mp_hostkey_dup(const mp_hostkey *key, mp_hostkey **out)
+{
+	if (EVP_PKEY_up_ref(key->pkey) != 1)
+		return MP_ERR_CRYPTO;
+	return hostkey_wrap(key->pkey, out);
+}
+
 EVP_PKEY *
 mp_hostkey_pkey(const mp_hostkey *key)
 {

@@ -23,6 +23,7 @@
 
 #include "callbacks.h"
 #include "inject.h"
+#include "mailpunch/authres.h"
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
 #include "mailpunch/mail.h"
@@ -37,7 +38,7 @@ typedef struct message {
 	char rendezvous[MP_ADDR_MAX + 1];   /* first rendezvous recipient */
 	char **rdv_rcpts;                   /* as received, to delete */
 	size_t nrdv, nrcpts;
-	int is_auto;
+	int is_auto, auth_pass;
 	char *content_type, *cte, *message_id;
 	char *body;
 	size_t body_len, body_cap;
@@ -233,6 +234,10 @@ cb_header(SMFICTX *ctx, char *name, char *value)
 		keep_header(&m->cte, value);
 	else if (!strcasecmp(name, "Message-ID"))
 		keep_header(&m->message_id, value);
+	else if (!strcasecmp(name, "Authentication-Results") && m->snap->settings->authserv_id &&
+	         mp_authres_passes(value, m->snap->settings->authserv_id,
+	                           strchr(m->env_from, '@') ? strchr(m->env_from, '@') + 1 : ""))
+		m->auth_pass = 1;
 	if (mp_mail_header_is_auto(name, value))
 		m->is_auto = 1;
 	return next(ctx, SMFIP_NR_HDR);
@@ -318,6 +323,7 @@ process(SMFICTX *ctx, connection *c, message *m)
 	in.env_from = m->env_from;
 	in.rcpt = m->rendezvous;
 	in.is_auto = m->is_auto;
+	in.auth_pass = m->auth_pass;
 	in.content_type = m->content_type;
 	in.cte = m->cte;
 	in.message_id = m->message_id;

@@ -136,8 +136,18 @@ open_milter_socket(const milter_settings *s, uid_t uid, gid_t gid, char *err, si
 	}
 	/* Open now, as root and before detaching, so that a bind error is
 	 * seen on the terminal and the socket can be given to UserID. */
-	if (spec.family == MP_SOCK_UNIX)
-		unlink(spec.path);      /* libmilter refuses a stale socket */
+	if (spec.family == MP_SOCK_UNIX) {
+		int fd = mp_sockspec_connect(&spec);
+
+		/* A live socket belongs to a running instance: never steal it.
+		 * A stale one is removed, since libmilter would refuse it. */
+		if (fd >= 0) {
+			close(fd);
+			snprintf(err, errlen, "%s is in use by a running milter", s->socket);
+			return MP_ERR_IO;
+		}
+		unlink(spec.path);
+	}
 	if (smfi_opensocket(1) != MI_SUCCESS) {
 		snprintf(err, errlen, "cannot listen on %s (in use, or no permission?)", s->socket);
 		return MP_ERR_IO;
@@ -265,7 +275,7 @@ start(const char *config_path, int foreground, int check_only)
 		}
 		ctl_gid = gr->gr_gid;
 	}
-	if (milter_snapshot_new(s, &snap, err, sizeof err) != MP_OK) {
+	if (milter_snapshot_new(s, NULL, &snap, err, sizeof err) != MP_OK) {
 		fprintf(stderr, "%s: %s\n", progname, err);
 		return EX_CONFIG_;
 	}

@@ -34,6 +34,8 @@ static const mp_cfg_option options[] = {
 	OPT("LogLevel", MP_CFG_LEVEL, log_level, 0, 0, "info", 0),
 	OPT("MaxMessageSize", MP_CFG_SIZE, max_message_size, 1024, 64LL << 20, "256k", 0),
 	OPT("RequireSenderMatch", MP_CFG_BOOL, require_sender_match, 0, 0, "yes", 0),
+	OPT("RequireAuthPass", MP_CFG_BOOL, require_auth_pass, 0, 0, "no", 0),
+	OPT("AuthservID", MP_CFG_STRING, authserv_id, 0, 0, NULL, 0),
 	OPT("ReplyRateLimit", MP_CFG_STRING, reply_rate, 0, 0, "30/1h", 0),
 	OPT("ClientRateLimit", MP_CFG_STRING, client_rate, 0, 0, "600/1h", 0),
 	OPT("ReplayCacheSize", MP_CFG_INT, replay_cache, 16, 100000000, "200000", 0),
@@ -66,6 +68,11 @@ derive(const char *path, milter_settings *s, char *err, size_t errlen)
 	if (mp_ratelimit_parse(s->reply_rate, &s->reply_burst, &s->reply_period) != MP_OK ||
 	    mp_ratelimit_parse(s->client_rate, &s->client_burst, &s->client_period) != MP_OK) {
 		snprintf(err, errlen, "%s: rate limits look like 30/1h (or 0 for none)", path);
+		return MP_ERR_CONFIG;
+	}
+	if (s->require_auth_pass && !s->authserv_id) {
+		snprintf(err, errlen, "%s: RequireAuthPass needs AuthservID (the authserv-id your MTA "
+		         "writes in Authentication-Results)", path);
 		return MP_ERR_CONFIG;
 	}
 	if (s->table[0] != '/') {

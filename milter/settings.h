@@ -38,6 +38,8 @@ typedef struct milter_settings {
 	int log_level;                 /* LogLevel */
 	long long max_message_size;    /* MaxMessageSize */
 	int require_sender_match;      /* RequireSenderMatch */
+	int require_auth_pass;         /* RequireAuthPass */
+	char *authserv_id;             /* AuthservID */
 	char *reply_rate;              /* ReplyRateLimit "N/period" */
 	char *client_rate;             /* ClientRateLimit */
 	long long replay_cache;        /* ReplayCacheSize */

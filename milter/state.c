@@ -25,7 +25,8 @@ snapshot_free(milter_snapshot *snap)
 }
 
 int
-milter_snapshot_new(milter_settings *s, milter_snapshot **out, char *err, size_t errlen)
+milter_snapshot_new(milter_settings *s, const milter_snapshot *prev, milter_snapshot **out,
+                    char *err, size_t errlen)
 {
 	milter_snapshot *snap = calloc(1, sizeof *snap);
 	int rc;
@@ -36,6 +37,11 @@ milter_snapshot_new(milter_settings *s, milter_snapshot **out, char *err, size_t
 	}
 	snap->settings = s;
 	rc = mp_hostkey_load(s->host_key, &snap->key);
+	if (rc != MP_OK && prev && strcmp(prev->settings->host_key, s->host_key) == 0) {
+		mp_log(MP_LOG_NOTICE, "host key %s not readable now (%s); keeping the loaded one",
+		       s->host_key, mp_strerror(rc));
+		rc = mp_hostkey_dup(prev->key, &snap->key);
+	}
 	if (rc != MP_OK) {
 		snprintf(err, errlen, "host key %s: %s%s%s", s->host_key, mp_strerror(rc),
 		         rc == MP_ERR_IO ? ": " : "", rc == MP_ERR_IO ? strerror(errno) : "");
@@ -48,6 +54,7 @@ milter_snapshot_new(milter_settings *s, milter_snapshot **out, char *err, size_t
 	snap->hc.max_age = (uint64_t)s->entry_lifetime;
 	snap->hc.max_future = (uint64_t)s->max_clock_skew;
 	snap->hc.require_sender_match = s->require_sender_match;
+	snap->hc.require_auth_pass = s->require_auth_pass;
 	snap->hc.subject_marker = s->subject_marker;
 	snap->hc.max_message_size = (size_t)s->max_message_size;
 	*out = snap;
@@ -144,9 +151,11 @@ milter_state_reload(char *err, size_t errlen)
 
 	if (rc != MP_OK)
 		return rc;
-	if ((rc = milter_snapshot_new(s, &snap, err, errlen)) != MP_OK)
-		return rc;
 	old = milter_snapshot_get();
+	if ((rc = milter_snapshot_new(s, old, &snap, err, errlen)) != MP_OK) {
+		milter_snapshot_put(old);
+		return rc;
+	}
 	if (old)
 		warn_restart_needed(old->settings, s);
 	/* reopening also serves logrotate: a reload reopens a log file */

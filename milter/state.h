@@ -35,8 +35,12 @@ typedef struct milter_state {
 
 extern milter_state milter;
 
-/* Builds a snapshot from loaded settings (takes ownership of s). */
-int milter_snapshot_new(milter_settings *s, milter_snapshot **out, char *err, size_t errlen);
+/* Builds a snapshot from loaded settings (takes ownership of s).  When
+ * the host key cannot be read but prev (may be NULL) already holds the
+ * key of the same file, that key is kept: after the privilege drop the
+ * key file is usually no longer readable, and a reload must still work. */
+int milter_snapshot_new(milter_settings *s, const milter_snapshot *prev, milter_snapshot **out,
+                        char *err, size_t errlen);
 void milter_snapshot_publish(milter_snapshot *snap);
 milter_snapshot *milter_snapshot_get(void);
 void milter_snapshot_put(milter_snapshot *snap);

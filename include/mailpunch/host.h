@@ -41,6 +41,7 @@ typedef struct mp_host_config {
 	uint64_t max_age;                 /* entry lifetime and request age */
 	uint64_t max_future;              /* tolerated clock skew */
 	int require_sender_match;         /* reply address == envelope sender */
+	int require_auth_pass;            /* and upstream SPF/DKIM vouched for it */
 	const char *subject_marker;       /* e.g. "[mailpunch]" */
 	size_t max_message_size;          /* body bytes considered */
 } mp_host_config;
@@ -61,6 +62,8 @@ typedef struct mp_host_input {
 	const char *env_from;             /* envelope sender, "" for <> */
 	const char *rcpt;                 /* the rendezvous recipient */
 	int is_auto;                      /* auto-submitted, list, bounce */
+	int auth_pass;                    /* an Authentication-Results of ours
+	                                     passed the envelope sender (authres.h) */
 	const char *content_type;         /* raw header values or NULL */
 	const char *cte;
 	const char *message_id;

@@ -47,6 +47,8 @@ int mp_hostkey_generate(mp_hostkey **out);
 int mp_hostkey_load(const char *path, mp_hostkey **out);
 int mp_hostkey_save(const mp_hostkey *key, const char *path, int overwrite);
 void mp_hostkey_public(const mp_hostkey *key, uint8_t pub[MP_KEY_LEN]);
+/* A second handle on the same key (shared, reference-counted). */
+int mp_hostkey_dup(const mp_hostkey *key, mp_hostkey **out);
 void mp_hostkey_free(mp_hostkey *key);
 
 int mp_identity_generate(mp_identity **out);
