@@ -364,6 +364,10 @@ set_value(const mp_cfg_option *o, void *target, const char *v, int replace,
 		return set_string(field(target, o), v);
 	case MP_CFG_ADDRLIST:
 		return set_addrlist(field(target, o), v, replace, w);
+	case MP_CFG_LINES:
+		if (replace)
+			mp_strlist_free(field(target, o));
+		return mp_strlist_add(field(target, o), v);
 	case MP_CFG_LEVEL:
 		if (mp_log_level_parse(v, &lv) != MP_OK)
 			return reject(w, "unknown log level '%s' (use err, "
@@ -416,7 +420,7 @@ check_table(cfg_ctx *c)
 		const mp_cfg_option *o = &c->opts[i];
 		if (o->key == NULL || o->key[0] == '\0' ||
 		    o->key[strcspn(o->key, " \t#")] != '\0' ||
-		    (unsigned)o->type > MP_CFG_LEVEL || o->min > o->max)
+		    (unsigned)o->type > MP_CFG_LINES || o->min > o->max)
 			return report(c, MP_ERR_INVAL, "%s: option table entry "
 			              "%zu is invalid", c->name, i);
 		for (size_t j = 0; j < i; j++)
@@ -501,7 +505,7 @@ do_line(cfg_ctx *c, char *s, size_t lineno)
 	if (o == NULL)
 		return report(c, MP_ERR_CONFIG, "%s:%zu: unknown key '%s'",
 		              c->name, lineno, s);
-	if (c->seen[idx] != 0 && o->type != MP_CFG_ADDRLIST)
+	if (c->seen[idx] != 0 && o->type != MP_CFG_ADDRLIST && o->type != MP_CFG_LINES)
 		return report(c, MP_ERR_CONFIG, "%s:%zu: '%s' given twice "
 		              "(first at line %zu)", c->name, lineno, o->key,
 		              c->seen[idx]);
@@ -682,6 +686,7 @@ mp_config_free(const mp_cfg_option *opts, size_t nopts, void *target)
 			break;
 		}
 		case MP_CFG_ADDRLIST:
+		case MP_CFG_LINES:
 			mp_strlist_free(field(target, o));
 			break;
 		default:

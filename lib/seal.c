@@ -9,12 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 
 #include "keys_priv.h"
+#include "primitives.h"
 #include "mailpunch/error.h"
 #include "seal.h"
 
@@ -33,46 +32,6 @@ mp_key_id(const uint8_t pub[MP_KEY_LEN], uint8_t id[8])
 	memset(md, 0, sizeof md);
 	EVP_Digest(pub, MP_KEY_LEN, md, &mdlen, EVP_sha256(), NULL);
 	memcpy(id, md, 8);
-}
-
-/* X25519 between our private key and a raw public key.  OpenSSL refuses
- * low-order points (all-zero output), which we report as a bad block. */
-static int
-dh(EVP_PKEY *priv, const uint8_t peer_raw[MP_KEY_LEN], uint8_t out[MP_KEY_LEN])
-{
-	EVP_PKEY *peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer_raw, MP_KEY_LEN);
-	EVP_PKEY_CTX *ctx = peer ? EVP_PKEY_CTX_new(priv, NULL) : NULL;
-	size_t len = MP_KEY_LEN;
-	int rc = MP_ERR_DECRYPT;
-
-	if (ctx && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
-	    EVP_PKEY_derive(ctx, out, &len) == 1 && len == MP_KEY_LEN)
-		rc = MP_OK;
-	EVP_PKEY_CTX_free(ctx);
-	EVP_PKEY_free(peer);
-	return rc;
-}
-
-static int
-hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *info, size_t info_len,
-     uint8_t *out, size_t out_len)
-{
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	OSSL_PARAM params[5];
-	int rc = MP_ERR_CRYPTO;
-
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikm_len);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)KDF_SALT,
-	                                              sizeof KDF_SALT - 1);
-	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
-	params[4] = OSSL_PARAM_construct_end();
-	if (ctx && EVP_KDF_derive(ctx, out, out_len, params) == 1)
-		rc = MP_OK;
-	EVP_KDF_CTX_free(ctx);
-	EVP_KDF_free(kdf);
-	return rc;
 }
 
 /*
@@ -95,7 +54,8 @@ derive_keys(const uint8_t *dh1, const uint8_t *dh2, const uint8_t *hdr, size_t h
 	}
 	memcpy(info, hdr, hdr_len);
 	memcpy(info + hdr_len, recipient_pub, MP_KEY_LEN);
-	rc = hkdf(ikm, ikm_len, info, hdr_len + MP_KEY_LEN, okm, AEAD_KEY_LEN + AEAD_NONCE_LEN);
+	rc = mp_hkdf_sha256(KDF_SALT, sizeof KDF_SALT - 1, ikm, ikm_len, info, hdr_len + MP_KEY_LEN,
+	                    okm, AEAD_KEY_LEN + AEAD_NONCE_LEN);
 	OPENSSL_cleanse(ikm, sizeof ikm);
 	return rc;
 }
@@ -117,64 +77,6 @@ sig_message(const uint8_t *hdr, size_t hdr_len, const uint8_t recipient_pub[MP_K
 	memcpy(m + lablen + hdr_len, recipient_pub, MP_KEY_LEN);
 	memcpy(m + lablen + hdr_len + MP_KEY_LEN, plain, plain_len);
 	return m;
-}
-
-static int
-sign(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t sig[MP_SIG_LEN])
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	size_t siglen = MP_SIG_LEN;
-	int rc = MP_ERR_CRYPTO;
-
-	if (ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
-	    EVP_DigestSign(ctx, sig, &siglen, msg, len) == 1 && siglen == MP_SIG_LEN)
-		rc = MP_OK;
-	EVP_MD_CTX_free(ctx);
-	return rc;
-}
-
-static int
-verify(const uint8_t pub_raw[MP_KEY_LEN], const uint8_t *msg, size_t len,
-       const uint8_t sig[MP_SIG_LEN])
-{
-	EVP_PKEY *pub = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub_raw, MP_KEY_LEN);
-	EVP_MD_CTX *ctx = pub ? EVP_MD_CTX_new() : NULL;
-	int rc = MP_ERR_SIGNATURE;
-
-	if (ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pub) == 1 &&
-	    EVP_DigestVerify(ctx, sig, MP_SIG_LEN, msg, len) == 1)
-		rc = MP_OK;
-	EVP_MD_CTX_free(ctx);
-	EVP_PKEY_free(pub);
-	return rc;
-}
-
-/* encrypt (enc=1) or decrypt in place-free fashion: out gets len bytes. */
-static int
-aead(int enc, const uint8_t okm[AEAD_KEY_LEN + AEAD_NONCE_LEN], const uint8_t *aad,
-     size_t aad_len, const uint8_t *in, size_t len, uint8_t *out, uint8_t tag[MP_SEAL_TAG_LEN])
-{
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	int outl = 0, rc = enc ? MP_ERR_CRYPTO : MP_ERR_DECRYPT;
-
-	if (!ctx || len > INT32_MAX)
-		goto out;
-	if (EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), NULL, okm, okm + AEAD_KEY_LEN, enc) != 1)
-		goto out;
-	if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, MP_SEAL_TAG_LEN, tag) != 1)
-		goto out;
-	if (EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aad_len) != 1)
-		goto out;
-	if (len && EVP_CipherUpdate(ctx, out, &outl, in, (int)len) != 1)
-		goto out;
-	if (EVP_CipherFinal_ex(ctx, out + outl, &outl) != 1)
-		goto out;
-	if (enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, MP_SEAL_TAG_LEN, tag) != 1)
-		goto out;
-	rc = MP_OK;
-out:
-	EVP_CIPHER_CTX_free(ctx);
-	return rc;
 }
 
 static int
@@ -222,8 +124,8 @@ seal_with(uint8_t type, const uint8_t *plain, size_t plain_len, const mp_block_k
 	if (kind == MP_SENDER_HOST)
 		mp_hostkey_public(sender->host, blk + 46);
 
-	if ((rc = dh(eph, recipient_pub, dh1)) != MP_OK ||
-	    (kind == MP_SENDER_HOST && (rc = dh(mp_hostkey_pkey(sender->host), recipient_pub, dh2)) != MP_OK)) {
+	if ((rc = mp_x25519(eph, recipient_pub, dh1)) != MP_OK ||
+	    (kind == MP_SENDER_HOST && (rc = mp_x25519(mp_hostkey_pkey(sender->host), recipient_pub, dh2)) != MP_OK)) {
 		rc = MP_ERR_INVAL;      /* the recipient key is a low-order point */
 		goto out;
 	}
@@ -237,10 +139,11 @@ seal_with(uint8_t type, const uint8_t *plain, size_t plain_len, const mp_block_k
 			rc = MP_ERR_NOMEM;
 			goto out;
 		}
-		if ((rc = sign(mp_identity_sign_pkey(sender->user), sigmsg, sigmsg_len, body + plain_len)))
+		if ((rc = mp_ed25519_sign(mp_identity_sign_pkey(sender->user), sigmsg, sigmsg_len, body + plain_len)))
 			goto out;
 	}
-	rc = aead(1, okm, blk, hdr_len, body, body_len, blk + hdr_len, blk + hdr_len + body_len);
+	rc = mp_chacha20_poly1305(1, okm, okm + AEAD_KEY_LEN, blk, hdr_len, body, body_len, blk + hdr_len,
+	                          blk + hdr_len + body_len);
 out:
 	OPENSSL_cleanse(okm, sizeof okm);
 	OPENSSL_cleanse(dh1, sizeof dh1);
@@ -342,7 +245,7 @@ mp_unseal(const uint8_t *blk, size_t len, const mp_block_key *recipient,
 	if (CRYPTO_memcmp(my_id, out->hdr.recipient_id, 8) != 0)
 		return MP_ERR_WRONGKEY;
 
-	if ((rc = dh(me, blk + 14, dh1)) != MP_OK || (host && (rc = dh(me, blk + 46, dh2)) != MP_OK))
+	if ((rc = mp_x25519(me, blk + 14, dh1)) != MP_OK || (host && (rc = mp_x25519(me, blk + 46, dh2)) != MP_OK))
 		goto out;
 	if ((rc = derive_keys(dh1, host ? dh2 : NULL, blk, hdr_len, my_pub, okm)) != MP_OK)
 		goto out;
@@ -353,7 +256,8 @@ mp_unseal(const uint8_t *blk, size_t len, const mp_block_key *recipient,
 		goto out;
 	}
 	memcpy(tag, blk + len - MP_SEAL_TAG_LEN, MP_SEAL_TAG_LEN);
-	if ((rc = aead(0, okm, blk, hdr_len, blk + hdr_len, body_len, body, tag)) != MP_OK)
+	if ((rc = mp_chacha20_poly1305(0, okm, okm + AEAD_KEY_LEN, blk, hdr_len, blk + hdr_len, body_len,
+	                               body, tag)) != MP_OK)
 		goto out;
 
 	plain_len = body_len;
@@ -369,7 +273,7 @@ mp_unseal(const uint8_t *blk, size_t len, const mp_block_key *recipient,
 			rc = MP_ERR_NOMEM;
 			goto out;
 		}
-		if ((rc = verify(body + sign_key_offset, sigmsg, sigmsg_len, body + plain_len)) != MP_OK)
+		if ((rc = mp_ed25519_verify(body + sign_key_offset, sigmsg, sigmsg_len, body + plain_len)) != MP_OK)
 			goto out;
 	} else {
 		memcpy(out->sender_host, blk + 46, MP_KEY_LEN);

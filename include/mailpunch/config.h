@@ -24,6 +24,8 @@
  *   ADDRLIST  mail addresses separated by blanks or ',' -> mp_strlist
  *             (repeatable: each line appends)
  *   LEVEL     log level name, see log.h                 -> int
+ *   LINES     any non-empty text, one item per line     -> mp_strlist
+ *             (repeatable, like ADDRLIST; e.g. "Host ADDRESS KEY")
  */
 #ifndef MAILPUNCH_CONFIG_H
 #define MAILPUNCH_CONFIG_H
@@ -40,6 +42,7 @@ typedef enum mp_cfg_type {
 	MP_CFG_SOCKET,
 	MP_CFG_ADDRLIST,
 	MP_CFG_LEVEL,
+	MP_CFG_LINES,
 } mp_cfg_type;
 
 /* A growable list of owned strings (for ADDRLIST). */

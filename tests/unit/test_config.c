@@ -445,6 +445,30 @@ START_TEST(test_addrlist_default_replaced)
 }
 END_TEST
 
+START_TEST(test_lines_repeat_and_keep_blanks)
+{
+	static const mp_cfg_option o[] = {
+		{ "Host", MP_CFG_LINES, offsetof(small, list), 0, 0, "dflt line", 0 },
+	};
+	small sm;
+	memset(&sm, 0, sizeof(sm));
+	const char *t = "Host  rdv@a.example  mph1.AAAA\n# note\nhost rdv@b.example mph1.BBBB\n";
+	ck_assert_int_eq(mp_config_parse("s", t, strlen(t), o, 1, &sm, err, sizeof(err)), MP_OK);
+	/* the default is replaced by the first line, later lines append */
+	ck_assert_uint_eq(sm.list.count, 2);
+	ck_assert_str_eq(sm.list.items[0], "rdv@a.example  mph1.AAAA");
+	ck_assert_str_eq(sm.list.items[1], "rdv@b.example mph1.BBBB");
+	mp_config_free(o, 1, &sm);
+	ck_assert_int_eq(mp_config_parse("s", "", 0, o, 1, &sm, err, sizeof(err)), MP_OK);
+	ck_assert_uint_eq(sm.list.count, 1);
+	ck_assert_str_eq(sm.list.items[0], "dflt line");
+	mp_config_free(o, 1, &sm);
+	ck_assert_int_eq(mp_config_parse("s", "Host\n", 5, o, 1, &sm, err, sizeof(err)), MP_ERR_CONFIG);
+	ck_assert_str_eq(err, "s:1: Host: missing value");
+	mp_config_free(o, 1, &sm);
+}
+END_TEST
+
 START_TEST(test_bad_default_is_inval)
 {
 	static const mp_cfg_option o[] = {
@@ -758,6 +782,7 @@ config_suite(void)
 	tcase_add_test(tv, test_parse_numbers_direct);
 	tcase_add_test(tv, test_mail_address);
 	tcase_add_test(tv, test_strlist);
+	tcase_add_test(tv, test_lines_repeat_and_keep_blanks);
 	suite_add_tcase(s, tv);
 	return s;
 }
