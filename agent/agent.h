@@ -1,0 +1,133 @@
+/*
+ * agent.h - the mailpunch-agent process: one context shared by its parts.
+ *
+ *   main.c      command line, the commands' flows, output, exit codes
+ *   udp.c       the one UDP socket: endpoints (interfaces + STUN),
+ *               datagram dispatch to STUN or to a link
+ *   outbox.c    mails the agent sends: REQUEST, RELAY(SIGNAL), notice,
+ *               direct SIGNAL; sealed, composed, submitted over SMTP
+ *   inbox.c     mails the agent receives: REPLY and SIGNAL, checked
+ *               (trusted host, outstanding session ID, signer) and
+ *               handed to the running command
+ *   link.c      one connection attempt to one peer over UDP: probes to
+ *               every candidate, the handshake (lib/punch.c), test data
+ *   settings.c, state.c   configuration; what survives a restart
+ *
+ * Everything runs on one libevent loop; callbacks never block.
+ */
+#ifndef MAILPUNCH_AGENT_H
+#define MAILPUNCH_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "mailbox.h"
+#include "mailpunch/block.h"
+#include "mailpunch/keys.h"
+#include "mailpunch/punch.h"
+#include "settings.h"
+#include "state.h"
+#include "stun_client.h"
+
+/* Exit codes of mailpunch-agent (documented in mailpunch-agent(1)). */
+enum agent_exit {
+	AGENT_EXIT_OK = 0,
+	AGENT_EXIT_FAILURE = 1,      /* anything not below */
+	AGENT_EXIT_USAGE = 2,
+	AGENT_EXIT_CONFIG = 3,       /* configuration or key file */
+	AGENT_EXIT_AUTH = 4,         /* mail server refused user or password */
+	AGENT_EXIT_TLS = 5,          /* TLS failed (certificate not trusted, ...) */
+	AGENT_EXIT_MAILSERVER = 6,   /* mail server unreachable or refused the mail */
+	AGENT_EXIT_NOREPLY = 7,      /* no reply from any host in time */
+	AGENT_EXIT_UNREACHABLE = 8,  /* no peer could be reached */
+	AGENT_EXIT_NOPEER = 9,       /* no such peer / nobody to connect to */
+};
+
+#define AGENT_MAX_LINKS 8
+
+typedef struct agent agent;
+typedef struct agent_link agent_link;
+
+/* What the running command wants to hear about. */
+typedef struct agent_hooks {
+	void (*on_reply)(agent *a, const mp_msg *reply, const char *host);
+	void (*on_signal)(agent *a, const mp_msg *sig, const char *from_addr, int direct);
+	void (*on_link)(agent *a, agent_link *l, int established);
+	void (*on_data)(agent *a, agent_link *l, const uint8_t *data, size_t len);
+} agent_hooks;
+
+struct agent {
+	struct event_base *base;
+	agent_settings *cfg;
+	mp_identity *id;
+	mp_uid uid;
+	char uid_text[MP_UID_TEXT_LEN + 1];
+	agent_state state;
+	int json;
+	agent_hooks hooks;
+	int exit_code;
+
+	/* udp.c */
+	int udp_fd;
+	struct event *udp_ev;
+	uint16_t udp_port;
+	agent_stun_client *stun;
+	mp_endpoints ep;
+	void (*on_endpoints)(agent *a);
+
+	/* inbox.c */
+	agent_mailbox *mailbox;
+
+	/* link.c */
+	agent_link *links[AGENT_MAX_LINKS];
+	size_t nlinks;
+
+	/* main.c: the command's own timers and data */
+	struct event *deadline;
+	void *cmd;
+};
+
+/* udp.c */
+int agent_udp_open(agent *a, char *err, size_t errlen);
+/* Gathers local and STUN candidates into a->ep, then calls done. */
+int agent_endpoints_gather(agent *a, void (*done)(agent *a));
+void agent_udp_close(agent *a);
+int agent_udp_send(agent *a, const mp_candidate *to, const uint8_t *buf, size_t len);
+
+/* outbox.c: every send reports back once through cb (status: an
+ * agent_smtp_status, 0 = queued by the submission server). */
+typedef void (*agent_sent_cb)(agent *a, int status, const char *detail, void *arg);
+int agent_send_request(agent *a, agent_sent_cb cb, void *arg);
+int agent_send_signal(agent *a, const mp_pubid *to, const char *via_host, const char *direct_addr,
+                      uint8_t kind, const uint8_t *payload, size_t payload_len, agent_sent_cb cb,
+                      void *arg);
+int agent_send_notice(agent *a, const char *host, const mp_uid *target, agent_sent_cb cb, void *arg);
+/* Maps a send status to an exit code. */
+int agent_exit_for_smtp(int status);
+
+/* inbox.c */
+int agent_inbox_start(agent *a, char *err, size_t errlen);
+void agent_inbox_stop(agent *a);
+const agent_host *agent_host_by_key(const agent *a, const uint8_t key[MP_KEY_LEN]);
+int agent_exit_for_mailbox(int status);
+
+/* link.c */
+agent_link *agent_link_new(agent *a, const mp_pubid *peer, int initiator,
+                           const uint8_t conn_id[MP_PUNCH_CONN_ID_LEN],
+                           const uint8_t secret[MP_PUNCH_SECRET_LEN]);
+void agent_link_add_candidates(agent_link *l, const mp_endpoints *ep);
+int agent_link_send_data(agent_link *l, const uint8_t *data, size_t len);
+const mp_pubid *agent_link_peer(const agent_link *l);
+const mp_candidate *agent_link_path(const agent_link *l);
+int agent_link_established(const agent_link *l);
+void agent_link_free(agent_link *l);
+/* Routes a datagram to its link; 1 if consumed. */
+int agent_link_input(agent *a, const uint8_t *pkt, size_t len, const mp_candidate *from);
+
+/* Output helpers (main.c). */
+void agent_say(agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void agent_finish(agent *a, int code);
+
+#endif

@@ -1,0 +1,172 @@
+/*
+ * udp.c - the agent's one UDP socket and its endpoints.
+ *
+ * One socket carries STUN and every punch packet, so the server-reflexive
+ * address STUN reports is the very mapping peers are told to use.  Its
+ * read callback offers each datagram to the STUN client first, then to
+ * the links (by connection ID); anything else is dropped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "mailpunch/error.h"
+#include "mailpunch/log.h"
+#include "mailpunch/netif.h"
+
+static void
+udp_readable(evutil_socket_t fd, short what, void *arg)
+{
+	agent *a = arg;
+	uint8_t buf[2048];
+	struct sockaddr_storage from;
+	int i;
+
+	/* drain a bounded batch, then let other events run */
+	for (i = 0; i < 64; i++) {
+		socklen_t flen = sizeof from;
+		ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen);
+		mp_candidate src;
+
+		if (n < 0)
+			return;
+		if (a->stun && agent_stun_input(a->stun, buf, (size_t)n, (struct sockaddr *)&from))
+			continue;
+		if (mp_candidate_from_sockaddr((struct sockaddr *)&from, flen, MP_CAND_SRFLX, &src) != MP_OK)
+			continue;
+		agent_link_input(a, buf, (size_t)n, &src);
+	}
+}
+
+int
+agent_udp_open(agent *a, char *err, size_t errlen)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+
+	a->udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (a->udp_fd < 0) {
+		snprintf(err, errlen, "UDP socket: %s", strerror(errno));
+		return MP_ERR_IO;
+	}
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)a->cfg->local_port);
+	if (bind(a->udp_fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+	    getsockname(a->udp_fd, (struct sockaddr *)&sin, &len) != 0) {
+		snprintf(err, errlen, "UDP port %lld: %s", a->cfg->local_port, strerror(errno));
+		close(a->udp_fd);
+		a->udp_fd = -1;
+		return MP_ERR_IO;
+	}
+	a->udp_port = ntohs(sin.sin_port);
+	a->udp_ev = event_new(a->base, a->udp_fd, EV_READ | EV_PERSIST, udp_readable, a);
+	if (!a->udp_ev || event_add(a->udp_ev, NULL) != 0) {
+		snprintf(err, errlen, "cannot watch the UDP socket");
+		return MP_ERR_IO;
+	}
+	return MP_OK;
+}
+
+void
+agent_udp_close(agent *a)
+{
+	agent_stun_client_free(a->stun);
+	a->stun = NULL;
+	if (a->udp_ev)
+		event_free(a->udp_ev);
+	a->udp_ev = NULL;
+	if (a->udp_fd >= 0)
+		close(a->udp_fd);
+	a->udp_fd = -1;
+}
+
+int
+agent_udp_send(agent *a, const mp_candidate *to, const uint8_t *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	/* our socket is IPv4; IPv6 candidates wait for a dual-stack socket */
+	if (to->family != 4 || mp_candidate_to_sockaddr(to, &ss, &sl) != MP_OK)
+		return MP_ERR_INVAL;
+	return sendto(a->udp_fd, buf, len, 0, (struct sockaddr *)&ss, sl) == (ssize_t)len ? MP_OK : MP_ERR_IO;
+}
+
+static void
+add_candidate(agent *a, const mp_candidate *c)
+{
+	size_t i;
+
+	for (i = 0; i < a->ep.ncand; i++)
+		if (mp_candidate_same_endpoint(&a->ep.cand[i], c))
+			return;
+	if (a->ep.ncand < MP_MAX_CANDIDATES)
+		a->ep.cand[a->ep.ncand++] = *c;
+}
+
+static void
+stun_done(agent_stun_client *c, void *arg)
+{
+	agent *a = arg;
+	mp_candidate srflx[MP_MAX_CANDIDATES];
+	size_t n = agent_stun_srflx(c, srflx, MP_MAX_CANDIDATES), i;
+	mp_endpoints local = a->ep;
+
+	/* the server-reflexive candidates go first: they work from anywhere */
+	memset(&a->ep.cand, 0, sizeof a->ep.cand);
+	a->ep.ncand = 0;
+	for (i = 0; i < n; i++)
+		add_candidate(a, &srflx[i]);
+	for (i = 0; i < local.ncand; i++)
+		add_candidate(a, &local.cand[i]);
+	if (n == 0)
+		mp_log(MP_LOG_WARNING, "no STUN server answered: announcing local addresses only");
+	a->on_endpoints(a);
+}
+
+int
+agent_endpoints_gather(agent *a, void (*done)(agent *a))
+{
+	mp_candidate local[MP_MAX_CANDIDATES];
+	size_t n = 0, total = 0, i;
+
+	memset(&a->ep, 0, sizeof a->ep);
+	if (a->cfg->announce.count) {
+		/* the admin knows better than the interface list */
+		for (i = 0; i < a->cfg->announce.count; i++) {
+			char text[80];
+			mp_candidate c;
+
+			snprintf(text, sizeof text, "%s:%u", a->cfg->announce.items[i], a->udp_port);
+			if (mp_candidate_parse(text, MP_CAND_LOCAL, &c) == MP_OK)
+				add_candidate(a, &c);
+			else
+				mp_log(MP_LOG_WARNING, "AnnounceAddress %s: not an IPv4 address", a->cfg->announce.items[i]);
+		}
+	} else if (mp_netif_list(a->udp_port, MP_NETIF_NO_IPV6, local, MP_MAX_CANDIDATES, &n, &total) == MP_OK) {
+		for (i = 0; i < n; i++)
+			add_candidate(a, &local[i]);
+	}
+	a->on_endpoints = done;
+	if (a->cfg->stun_servers.count == 0) {
+		done(a);
+		return MP_OK;
+	}
+	if (!a->stun) {
+		agent_stun_opts o = { .software = "mailpunch-agent" };
+
+		a->stun = agent_stun_client_new(a->base, a->udp_fd, &o);
+		if (!a->stun)
+			return MP_ERR_NOMEM;
+		for (i = 0; i < a->cfg->stun_servers.count; i++)
+			if (agent_stun_add_server(a->stun, a->cfg->stun_servers.items[i]) < 0)
+				mp_log(MP_LOG_WARNING, "STUNServer %s: not usable", a->cfg->stun_servers.items[i]);
+	}
+	return agent_stun_start(a->stun, stun_done, a);
+}
