@@ -68,6 +68,8 @@ struct agent {
 	int json;
 	agent_hooks hooks;
 	int exit_code;
+	int finishing;               /* agent_finish called: exit when sends are done */
+	unsigned pending_sends;      /* mails still with the SMTP client */
 
 	/* udp.c */
 	int udp_fd;
@@ -128,6 +130,9 @@ int agent_link_input(agent *a, const uint8_t *pkt, size_t len, const mp_candidat
 
 /* Output helpers (main.c). */
 void agent_say(agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Ends the event loop with code, once no mail is still being sent (a
+ * failure notice must leave before the process does). */
 void agent_finish(agent *a, int code);
+void agent_maybe_exit(agent *a);
 
 #endif

@@ -340,7 +340,7 @@ typedef struct agent_imap {
 	int depth, dying;
 } agent_imap;
 
-static int send_cmd(agent_imap *mb, ist state, int secret, const char *fmt, ...)
+static int send_cmd(agent_imap *mb, ist state, const char *shown, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int fail(agent_imap *mb, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -522,8 +522,9 @@ send_raw(agent_imap *mb, const char *line, size_t len)
 	return GO;
 }
 
+/* shown: what the debug log says instead of a line holding credentials. */
 static int
-send_cmd(agent_imap *mb, ist state, int secret, const char *fmt, ...)
+send_cmd(agent_imap *mb, ist state, const char *shown, const char *fmt, ...)
 {
 	char line[2048];
 	va_list ap;
@@ -537,9 +538,8 @@ send_cmd(agent_imap *mb, ist state, int secret, const char *fmt, ...)
 	if (k < 0 || (size_t)k >= sizeof line - (size_t)n - 2)
 		return fail(mb, AGENT_MAILBOX_ERR_PROTOCOL, "command too long");
 	n += k;
-	if (secret)
-		mp_log_id(MP_LOG_DEBUG, mb->log_id, "C: %s %s <credentials>", mb->tag,
-		          state == I_AUTH ? "LOGIN/AUTHENTICATE" : "command");
+	if (shown)
+		mp_log_id(MP_LOG_DEBUG, mb->log_id, "C: %s %s", mb->tag, shown);
 	else
 		mp_log_id(MP_LOG_DEBUG, mb->log_id, "C: %s", line);
 	memcpy(line + n, "\r\n", 2);
@@ -643,9 +643,10 @@ login(agent_imap *mb)
 		if (rc != MP_OK)
 			return fail(mb, AGENT_MAILBOX_ERR_PROTOCOL, "out of memory");
 		if (mb->caps & CAP_SASL_IR)
-			rc = send_cmd(mb, I_AUTH, 1, "AUTHENTICATE PLAIN %s", b64);
+			rc = send_cmd(mb, I_AUTH, "AUTHENTICATE PLAIN <credentials>",
+			              "AUTHENTICATE PLAIN %s", b64);
 		else
-			rc = send_cmd(mb, I_AUTH, 0, "AUTHENTICATE PLAIN");
+			rc = send_cmd(mb, I_AUTH, NULL, "AUTHENTICATE PLAIN");
 		OPENSSL_cleanse(b64, b64len);
 		free(b64);
 		return rc;
@@ -657,7 +658,7 @@ login(agent_imap *mb)
 	    mp_imap_quote(mb->password, qpass, sizeof qpass) != MP_OK)
 		return fail(mb, AGENT_MAILBOX_ERR_AUTH,
 		            "user name or password cannot be sent with LOGIN (no AUTH=PLAIN)");
-	rc = send_cmd(mb, I_AUTH, 1, "LOGIN %s %s", quser, qpass);
+	rc = send_cmd(mb, I_AUTH, "LOGIN <credentials>", "LOGIN %s %s", quser, qpass);
 	OPENSSL_cleanse(qpass, sizeof qpass);
 	return rc;
 }
@@ -694,13 +695,13 @@ after_greeting(agent_imap *mb)
 {
 	if (mb->starttls && !mb->tls_up) {
 		if (!mb->caps_known)
-			return send_cmd(mb, I_CAPA, 0, "CAPABILITY");
+			return send_cmd(mb, I_CAPA, NULL, "CAPABILITY");
 		if (!(mb->caps & CAP_STARTTLS))
 			return fail(mb, AGENT_MAILBOX_ERR_TLS, "server does not offer STARTTLS");
-		return send_cmd(mb, I_STARTTLS, 0, "STARTTLS");
+		return send_cmd(mb, I_STARTTLS, NULL, "STARTTLS");
 	}
 	if (!mb->caps_known)
-		return send_cmd(mb, I_CAPA, 0, "CAPABILITY");
+		return send_cmd(mb, I_CAPA, NULL, "CAPABILITY");
 	return login(mb);
 }
 
@@ -708,9 +709,9 @@ static int
 after_login(agent_imap *mb)
 {
 	if (mb->move_to)
-		return send_cmd(mb, I_CREATE, 0, "CREATE %s", mb->q_move_to);
+		return send_cmd(mb, I_CREATE, NULL, "CREATE %s", mb->q_move_to);
 	mb->uidvalidity = 0;
-	return send_cmd(mb, I_SELECT, 0, "SELECT %s", mb->q_folder);
+	return send_cmd(mb, I_SELECT, NULL, "SELECT %s", mb->q_folder);
 }
 
 static int
@@ -743,14 +744,14 @@ search(agent_imap *mb)
 	mb->nqueue = mb->qpos = 0;
 	disarm(mb->poll_ev);
 	disarm(mb->idle_ev);
-	return send_cmd(mb, I_SEARCH, 0, "UID SEARCH UNDELETED SUBJECT %s", mb->q_marker);
+	return send_cmd(mb, I_SEARCH, NULL, "UID SEARCH UNDELETED SUBJECT %s", mb->q_marker);
 }
 
 static int
 wait_for_mail(agent_imap *mb)
 {
 	if ((mb->caps & CAP_IDLE) && !mb->idle_refused)
-		return send_cmd(mb, I_IDLE_START, 0, "IDLE");
+		return send_cmd(mb, I_IDLE_START, NULL, "IDLE");
 	mb->state = I_WAIT;
 	disarm(mb->tmo_ev);
 	arm(mb->poll_ev, mb->poll_s);
@@ -778,7 +779,7 @@ process_queue(agent_imap *mb)
 		mb->cur_uid = uid;
 		mp_imap_response_free(mb->fetched);
 		mb->fetched = NULL;
-		return send_cmd(mb, I_FETCH, 0, "UID FETCH %u (RFC822.SIZE BODY.PEEK[]<0.%zu>)",
+		return send_cmd(mb, I_FETCH, NULL, "UID FETCH %u (RFC822.SIZE BODY.PEEK[]<0.%zu>)",
 		                uid, mb->max_mail);
 	}
 	if (mb->exists_pending || mb->check_requested)
@@ -803,16 +804,16 @@ consume_failed(agent_imap *mb, const char *what, const mp_imap_response *r)
 static int
 store_deleted(agent_imap *mb)
 {
-	return send_cmd(mb, I_STORE, 0, "UID STORE %u +FLAGS.SILENT (\\Deleted)", mb->cur_uid);
+	return send_cmd(mb, I_STORE, NULL, "UID STORE %u +FLAGS.SILENT (\\Deleted)", mb->cur_uid);
 }
 
 static int
 consume(agent_imap *mb)
 {
 	if (mb->move_to && (mb->caps & CAP_MOVE))
-		return send_cmd(mb, I_MOVE, 0, "UID MOVE %u %s", mb->cur_uid, mb->q_move_to);
+		return send_cmd(mb, I_MOVE, NULL, "UID MOVE %u %s", mb->cur_uid, mb->q_move_to);
 	if (mb->move_to)
-		return send_cmd(mb, I_COPY, 0, "UID COPY %u %s", mb->cur_uid, mb->q_move_to);
+		return send_cmd(mb, I_COPY, NULL, "UID COPY %u %s", mb->cur_uid, mb->q_move_to);
 	return store_deleted(mb);
 }
 
@@ -922,7 +923,7 @@ on_untagged(agent_imap *mb, mp_imap_response **rp)
 				return fail(mb, AGENT_MAILBOX_ERR_TLS,
 				            "server sent PREAUTH on a plain connection, STARTTLS impossible");
 			if (!caps_from_code(mb, r->code, r->code_len))
-				return send_cmd(mb, I_CAPA2, 0, "CAPABILITY");
+				return send_cmd(mb, I_CAPA2, NULL, "CAPABILITY");
 			return after_login(mb);
 		}
 		return fail(mb, AGENT_MAILBOX_ERR_PROTOCOL, "unexpected greeting");
@@ -1027,14 +1028,14 @@ on_tagged(agent_imap *mb, const mp_imap_response *r)
 			            mb->user, text);
 		if (caps_from_code(mb, r->code, r->code_len))
 			return after_login(mb);
-		return send_cmd(mb, I_CAPA2, 0, "CAPABILITY");
+		return send_cmd(mb, I_CAPA2, NULL, "CAPABILITY");
 	case I_CAPA2:
 		return after_login(mb);
 	case I_CREATE:
 		/* NO [ALREADYEXISTS] is the usual answer; a real failure shows
 		 * up as a failed move later. */
 		mb->uidvalidity = 0;
-		return send_cmd(mb, I_SELECT, 0, "SELECT %s", mb->q_folder);
+		return send_cmd(mb, I_SELECT, NULL, "SELECT %s", mb->q_folder);
 	case I_SELECT:
 		if (!ok)
 			return fail(mb, AGENT_MAILBOX_ERR_PROTOCOL, "cannot select %s: %s",
@@ -1056,7 +1057,7 @@ on_tagged(agent_imap *mb, const mp_imap_response *r)
 		if (!ok)
 			return consume_failed(mb, "flag as deleted", r);
 		if (mb->caps & CAP_UIDPLUS)
-			return send_cmd(mb, I_EXPUNGE, 0, "UID EXPUNGE %u", mb->cur_uid);
+			return send_cmd(mb, I_EXPUNGE, NULL, "UID EXPUNGE %u", mb->cur_uid);
 		if (!mb->warned_no_uidplus) {
 			mb->warned_no_uidplus = 1;
 			mp_log_id(MP_LOG_WARNING, mb->log_id,

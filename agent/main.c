@@ -47,6 +47,7 @@ typedef struct flow {
 	agent_link *link;                 /* connect/invite: the attempt */
 	mp_uid link_uid;
 	int got_data, registered;
+	size_t requests_failed;
 	struct event *hello_timer, *attempt_timer, *keepalive_timer, *rereg_timer;
 	uint64_t registered_at;
 	mp_endpoints announced;
@@ -71,8 +72,17 @@ agent_say(agent *a, const char *fmt, ...)
 void
 agent_finish(agent *a, int code)
 {
-	a->exit_code = code;
-	event_base_loopexit(a->base, NULL);
+	if (!a->finishing)
+		a->exit_code = code;
+	a->finishing = 1;
+	agent_maybe_exit(a);
+}
+
+void
+agent_maybe_exit(agent *a)
+{
+	if (a->finishing && a->pending_sends == 0)
+		event_base_loopexit(a->base, NULL);
 }
 
 /* Prints s as a JSON string (names come from mail: escape everything). */
@@ -209,6 +219,22 @@ sent(agent *a, int status, const char *detail, void *arg)
 		agent_say(a, "mail not sent: %s", detail);
 		agent_finish(a, agent_exit_for_smtp(status));
 	}
+}
+
+/* Requests go to every host; one host refusing (or being down) must
+ * not stop the others' replies.  Credentials and TLS are the user's
+ * own server's business, so those end the command at once. */
+static void
+request_sent(agent *a, int status, const char *detail, void *arg)
+{
+	flow *f = a->cmd;
+
+	if (status == 0)
+		return;
+	f->requests_failed++;
+	agent_say(a, "request not sent: %s", detail);
+	if (agent_exit_for_smtp(status) != AGENT_EXIT_MAILSERVER || f->requests_failed >= a->cfg->nhosts)
+		agent_finish(a, agent_exit_for_smtp(status));
 }
 
 /* OFFER: conn_id || secret || str8 reply address; ANSWER: conn_id || str8. */
@@ -478,7 +504,8 @@ keepalive_gathered(agent *a)
 		agent_say(a, "endpoints changed: registering again");
 		f->announced = a->ep;
 		f->registered = 0;
-		agent_send_request(a, sent, NULL);
+		f->requests_failed = 0;
+		agent_send_request(a, request_sent, NULL);
 	}
 }
 
@@ -500,7 +527,8 @@ reregister_tick(evutil_socket_t fd, short what, void *arg)
 	flow *f = a->cmd;
 
 	f->registered = 0;
-	agent_send_request(a, sent, NULL);
+	f->requests_failed = 0;
+	agent_send_request(a, request_sent, NULL);
 }
 
 /* ---------------------------------------------------------------- start */
@@ -547,7 +575,7 @@ gathered(agent *a)
 	}
 	a->deadline = event_new(a->base, -1, 0, deadline_hit, a);
 	event_add(a->deadline, &tv);
-	if (agent_send_request(a, sent, NULL) != MP_OK) {
+	if (agent_send_request(a, request_sent, NULL) != MP_OK) {
 		agent_finish(a, AGENT_EXIT_FAILURE);
 		return;
 	}

@@ -31,14 +31,17 @@ static void
 smtp_done(agent_smtp_status st, const char *detail, void *arg)
 {
 	pending_send *p = arg;
+	agent *a = p->a;
 
 	if (st == AGENT_SMTP_OK)
 		mp_log(MP_LOG_INFO, "%s handed to the submission server", p->what);
 	else
 		mp_log(MP_LOG_ERR, "%s not sent: %s: %s", p->what, agent_smtp_status_name(st), detail);
+	a->pending_sends--;
 	if (p->cb)
-		p->cb(p->a, (int)st, detail, p->arg);
+		p->cb(a, (int)st, detail, p->arg);
 	free(p);
+	agent_maybe_exit(a);
 }
 
 int
@@ -109,6 +112,8 @@ send_block(agent *a, const mp_msg *m, const uint8_t to_pub[MP_KEY_LEN], const ch
 	free(text);
 	if (rc != MP_OK)
 		free(p);
+	else
+		a->pending_sends++;
 	return rc;
 }
 

@@ -551,8 +551,9 @@ on_read(struct bufferevent *bev, void *arg)
 			if (s->st == ST_QUIT)
 				finish(s, s->result, "%s", s->detail);
 			else
-				finish(s, AGENT_SMTP_ERR_PROTOCOL, "%s: malformed reply (%s)",
-				       step_names[s->st], mp_strerror(rc));
+				finish(s, AGENT_SMTP_ERR_PROTOCOL, "%s: %s from the server",
+				       step_names[s->st], rc == MP_ERR_TOOBIG ?
+				       "reply over the size limit" : "malformed reply");
 			return;
 		}
 		if (r && on_reply(s, r))
@@ -583,6 +584,7 @@ note_conn_err(agent_smtp_job *s, const char *why)
 
 	snprintf(s->conn_err + o, sizeof s->conn_err - o, "%s%s: %s",
 	         o ? "; " : "connect to ", s->peer, why);
+	mp_log_id(MP_LOG_DEBUG, s->id, "connect to %s: %s", s->peer, why);
 }
 
 /* Our end's address as an RFC 5321 address literal. */

@@ -115,14 +115,19 @@ agent_tls_error(SSL *ssl, unsigned long ossl_err, char *buf, size_t len)
 		return;
 	if (ssl && (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) &&
 	    (vr = SSL_get_verify_result(ssl)) != X509_V_OK) {
-		const char *host = X509_VERIFY_PARAM_get0_host(SSL_get0_param(ssl), 0);
+		X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+		const char *host = X509_VERIFY_PARAM_get0_host(vp, 0);
+		char *ip = NULL;
 
-		if (vr == X509_V_ERR_HOSTNAME_MISMATCH && host)
+		if (vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
+			host = ip = X509_VERIFY_PARAM_get1_ip_asc(vp);
+		if ((vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH) && host)
 			snprintf(buf, len, "certificate verify failed: %s (certificate is not for %.255s)",
 			         X509_verify_cert_error_string(vr), host);
 		else
 			snprintf(buf, len, "certificate verify failed: %s",
 			         X509_verify_cert_error_string(vr));
+		OPENSSL_free(ip);
 		return;
 	}
 	if (ossl_err == 0) {

@@ -7,6 +7,9 @@
  *   mptool relay   IDENTITY HOSTPUB FROM TO TARGET_PUBID TEXT  > mail
  *   mptool open    IDENTITY HOSTPUB MAILFILE     (prints what it holds)
  *   mptool pubid   IDENTITY                      (prints mpu1... and uid)
+ *   mptool reply   HOSTKEY TO_PUBID FROM TO      > mail (a REPLY with a
+ *                  random session ID: what a forger with the host key,
+ *                  or a stale reply, looks like)
  *
  * `open` prints one line per fact, e.g. "type REPLY", "peers 1",
  * "peer <uid> <name> flags=<n>", "signal-from <uid> payload=<text>",
@@ -255,6 +258,47 @@ cmd_pubid(int argc, char **argv)
 	return 0;
 }
 
+static int
+cmd_reply(int argc, char **argv)
+{
+	mp_hostkey *hk;
+	mp_pubid to;
+	mp_block_key k = { 0 };
+	mp_mail_draft d = { 0 };
+	mp_mail *mail;
+	mp_msg *m;
+	uint8_t *blk;
+	size_t blen, tlen;
+	char *text;
+	int rc;
+
+	if (argc < 4)
+		return 1;
+	if ((rc = mp_hostkey_load(argv[0], &hk)) != MP_OK)
+		return die(argv[0], rc);
+	if ((rc = mp_pubid_parse(argv[1], &to)) != MP_OK)
+		return die(argv[1], rc);
+	k.host = hk;
+	m = mp_msg_new(MP_MSG_REPLY);
+	if ((rc = mp_block_seal(m, &k, to.seal_pub, &blk, &blen)) != MP_OK)
+		return die("seal", rc);
+	d.from = argv[2];
+	d.to = argv[3];
+	d.subject = "[mailpunch] reply";
+	d.auto_kind = MP_AUTO_REPLIED;
+	d.block = blk;
+	d.block_len = blen;
+	if ((rc = mp_mail_compose(&d, &mail)) != MP_OK || (rc = mp_mail_serialize(mail, &text, &tlen)) != MP_OK)
+		return die("compose", rc);
+	fwrite(text, 1, tlen, stdout);
+	free(text);
+	mp_mail_free(mail);
+	free(blk);
+	mp_msg_free(m);
+	mp_hostkey_free(hk);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -266,6 +310,8 @@ main(int argc, char **argv)
 		return cmd_relay(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "open"))
 		return cmd_open(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "reply"))
+		return cmd_reply(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "pubid"))
 		return cmd_pubid(argc - 2, argv + 2);
 	fprintf(stderr, "usage: mptool request|notice|relay|open|pubid ...\n");

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# mailpunch-agent end to end against a real Postfix (with mailpunch-milter)
+# and a real Dovecot, all on loopback: registration over SMTP submission
+# (STARTTLS, AUTH) and IMAP IDLE or POP3, bob listening and alice
+# connecting (signal through the host, punching, identity handshake,
+# authenticated messages both ways), a forged reply, a vanished peer and
+# its failure notice, direct invitation, two hosts with one down, and the
+# errors a user meets first (password, certificate).
+# Needs root and tests/mailenv/install-deps.  Run from the build tree.
+# Prints ok/not ok lines and "N passed, N failed"; exit 77 = skipped.
+set -uo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$PWD
+MILTER=${MILTER:-$build/mailpunch-milter}
+AGENT=${AGENT:-$build/mailpunch-agent}
+CTL=${MAILPUNCHCTL:-$build/mailpunchctl}
+KEYGEN=${KEYGEN:-$build/mailpunch-keygen}
+MPTOOL=${MPTOOL:-$build/tests/tools/mptool}
+
+if [ "$(id -u)" -ne 0 ] || ! command -v postfix >/dev/null || ! command -v dovecot >/dev/null; then
+	echo "skipped: needs root, Postfix and Dovecot (tests/mailenv/install-deps)"
+	exit 77
+fi
+# shellcheck source=../mailenv/mailenv.sh
+. "$src/mailenv/mailenv.sh"
+
+dir=$(mktemp -d /tmp/mp-agent.XXXXXX)
+chmod 755 "$dir"     # Postfix and Dovecot users must reach the environment
+table=/mp-agent-$$
+pass=0
+fail=0
+pids=()
+
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	sleep 0.2
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	mailenv_stop "$dir/env" >/dev/null 2>&1
+	rm -f "/dev/shm$table"
+	[ "$fail" -eq 0 ] && rm -rf "$dir"
+}
+trap cleanup EXIT
+
+ok() { pass=$((pass + 1)); echo "ok - $*"; }
+not_ok() {
+	fail=$((fail + 1))
+	echo "not ok - $*"
+	for f in "$dir"/last.out "$dir"/*/agent.log "$dir/milter.log"; do
+		[ -f "$f" ] && tail -n 4 "$f" | sed "s|^|#   $(basename "$(dirname "$f")")/$(basename "$f"): |"
+	done
+}
+check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else not_ok "$what"; fi; }
+# runs the agent as USER with a deadline, output in $dir/last.out, status in $rc
+agent() {
+	local who=$1; shift
+	timeout 60 "$AGENT" -c "$dir/$who/agent.conf" "$@" >"$dir/last.out" 2>&1
+	rc=$?
+}
+
+mkdir -p "$dir/env"
+for u in alice bob carol rdv; do mailenv_add_user "$dir/env" "$u" "pw-$u" || exit 1; done
+mailenv_start "$dir/env" --domain lab.example --milter "unix:$dir/milter.sock" >/dev/null || exit 1
+"$KEYGEN" host "$dir/host.key" >"$dir/host.pub" || exit 1
+hostpub=$(awk '/^host-key/ {print $2}' "$dir/host.pub")
+cat >"$dir/milter.conf" <<CONF
+Socket              unix:$dir/milter.sock
+SocketMode          0666
+RendezvousAddress   rdv@lab.example
+HostKey             $dir/host.key
+Table               $table
+TableCapacity       1000
+ControlSocket       $dir/control.sock
+LogDestination      $dir/milter.log
+LogLevel            debug
+SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
+CONF
+"$MILTER" -f -c "$dir/milter.conf" 2>"$dir/milter.err" &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
+
+# write_conf USER [extra lines...]: an agent.conf for USER
+write_conf() {
+	local u=$1; shift
+	mkdir -p "$dir/$u"
+	[ -f "$dir/$u/pw" ] || { echo "pw-$u" >"$dir/$u/pw"; chmod 600 "$dir/$u/pw"; }
+	{
+		cat <<CONF
+Identity            $dir/$u/identity.key
+Name                $u
+Address             $u@lab.example
+Host                rdv@lab.example $hostpub
+SubmissionHost      localhost
+SubmissionPort      $MAILENV_SUBMISSION_PORT
+MailPasswordFile    $dir/$u/pw
+IMAPHost            localhost
+IMAPPort            $MAILENV_IMAPS_PORT
+POP3Host            localhost
+POP3Port            $MAILENV_POP3S_PORT
+PollInterval        1s
+CAFile              $MAILENV_CA_FILE
+AnnounceAddress     127.0.0.1
+StateDir            $dir/$u/state
+LogDestination      $dir/$u/agent.log
+LogLevel            info
+ReplyTimeout        30s
+PunchTimeout        4s
+CONF
+		for line in "$@"; do echo "$line"; done
+	} >"$dir/$u/agent.conf"
+}
+
+write_conf alice
+write_conf bob
+write_conf carol "ReceiveProtocol pop3"
+
+agent alice --json id
+check "id creates alice's identity and prints it (--json)" grep -q '"user_id":"[a-z2-7]\{26\}"' "$dir/last.out"
+alice_uid=$(grep -o '"user_id":"[a-z2-7]*"' "$dir/last.out" | cut -d'"' -f4)
+alice_pub=$(grep -o '"identity":"mpu1[^"]*"' "$dir/last.out" | cut -d'"' -f4)
+agent bob id
+bob_uid=$(awk '/^user-id/ {print $2}' "$dir/last.out")
+bob_pub=$(awk '/^identity/ {print $2}' "$dir/last.out")
+agent carol id
+check "the identity key file is private" test "$(stat -c %a "$dir/alice/identity.key")" = 600
+
+# An unrelated mail waits in alice's mailbox; it must stay exactly as it is.
+printf 'From: someone@lab.example\r\nTo: alice@lab.example\r\nSubject: lunch\r\n\r\nnoon?\r\n' >"$dir/lunch.mail"
+mailenv_send "$dir/env" someone@lab.example alice@lab.example "$dir/lunch.mail" >/dev/null
+lunch=$(mailenv_wait_mail "$dir/env" alice 'Subject: lunch' 20)
+lunch_id=$(basename "$lunch" | cut -d: -f1)
+cp "$lunch" "$dir/lunch.before"
+
+# 1. register over IMAP IDLE; alice is the first member
+agent alice register
+check "alice registers (exit $rc)" test "$rc" = 0
+check "... and her reply lists no peers yet" grep -q 'reply from rdv@lab.example: 0 peers' "$dir/last.out"
+
+# 2. bob listens; alice connects to him by name
+"$AGENT" -c "$dir/bob/agent.conf" listen >"$dir/bob/listen.out" 2>&1 &
+bob_pid=$!
+pids+=("$bob_pid")
+for _ in $(seq 100); do grep -q 'listening as' "$dir/bob/listen.out" && break; sleep 0.1; done
+check "bob registers and listens" grep -q "listening as $bob_uid" "$dir/bob/listen.out"
+start=$(date +%s.%N)
+agent alice connect bob
+took=$(echo "$(date +%s.%N) - $start" | bc)
+check "alice connects to bob (exit $rc, ${took}s)" test "$rc" = 0
+check "alice's side: path established with bob's identity verified" grep -q "established with $bob_uid via 127.0.0.1:" "$dir/last.out"
+check "alice receives bob's authenticated test message" grep -q "message from $bob_uid via .*: hello from $bob_uid (bob)" "$dir/last.out"
+for _ in $(seq 30); do grep -q "message from $alice_uid" "$dir/bob/listen.out" && break; sleep 0.1; done
+check "bob's side: established with alice" grep -q "established with $alice_uid" "$dir/bob/listen.out"
+check "bob receives alice's authenticated test message" grep -q "message from $alice_uid via .*: hello from $alice_uid (alice)" "$dir/bob/listen.out"
+# Dovecot itself moves a mail from new/ to cur/ once a client has seen the
+# folder; the flags (after ":2,") must stay empty: not \Seen, not deleted.
+lunch_now=$(find "$dir/env/mail/alice/Maildir/new" "$dir/env/mail/alice/Maildir/cur" -name "$lunch_id*" | head -n 1)
+check "the unrelated mail in alice's mailbox is still there, unread" \
+	bash -c "[ -n '$lunch_now' ] && ! basename '$lunch_now' | grep -q ':2,.*[ST]'"
+check "... with the same content" cmp "$dir/lunch.before" "$lunch_now"
+check "the handled mailpunch mails were removed from alice's mailbox" \
+	bash -c "! grep -rlq 'BEGIN MAILPUNCH BLOCK' '$dir/env/mail/alice/Maildir/new' '$dir/env/mail/alice/Maildir/cur'"
+
+# 3. a forged reply (sealed with the host key, but answering no request)
+"$MPTOOL" reply "$dir/host.key" "$alice_pub" rdv@lab.example alice@lab.example >"$dir/forged.mail"
+mailenv_send "$dir/env" rdv@lab.example alice@lab.example "$dir/forged.mail" >/dev/null
+mailenv_wait_mail "$dir/env" alice 'Subject: \[mailpunch\] reply' 20 >/dev/null
+agent alice register
+check "a register with a forged reply waiting still succeeds (exit $rc)" test "$rc" = 0
+check "the forged reply was rejected and logged" grep -q 'matches no outstanding request' "$dir/alice/agent.log"
+check "the real reply lists bob" grep -q "$bob_uid  bob" "$dir/last.out"
+
+# 4. bob vanishes: alice cannot reach him, and tells the host
+kill "$bob_pid"
+wait "$bob_pid" 2>/dev/null
+agent alice connect bob
+check "connecting to a vanished peer fails with exit 8 (got $rc)" test "$rc" = 8
+check "... after reporting the failure to the host" grep -q 'reporting it to rdv@lab.example' "$dir/last.out"
+flagged=0
+for _ in $(seq 50); do
+	"$CTL" -s "$dir/control.sock" --json show "$bob_uid" 2>/dev/null | grep -q '"failed":true' && { flagged=1; break; }
+	sleep 0.2
+done
+check "the host's table shows bob flagged (mailpunchctl show)" test "$flagged" = 1
+
+# 5. POP3 instead of IMAP
+agent carol register
+check "carol registers over POP3 (exit $rc)" test "$rc" = 0
+check "... and sees alice and bob" bash -c "grep -q '$alice_uid' '$dir/last.out' && grep -q '$bob_uid' '$dir/last.out'"
+
+# 6. direct mode: an invitation by mail, no host
+write_conf alice "Friend bob@lab.example $bob_pub"
+write_conf bob "Friend alice@lab.example $alice_pub"
+"$AGENT" -c "$dir/bob/agent.conf" listen >"$dir/bob/listen2.out" 2>&1 &
+bob_pid=$!
+pids+=("$bob_pid")
+for _ in $(seq 100); do grep -q 'listening as' "$dir/bob/listen2.out" && break; sleep 0.1; done
+agent alice invite bob@lab.example
+check "alice invites bob directly and connects (exit $rc)" test "$rc" = 0
+check "... with bob's identity verified" grep -q "established with $bob_uid" "$dir/last.out"
+check "bob took it as an invitation" grep -q "invitation from $alice_uid" "$dir/bob/listen2.out"
+kill "$bob_pid"
+
+# 7. two hosts, one of them down: the working host's reply is enough
+"$KEYGEN" host "$dir/down.key" >"$dir/down.pub"
+write_conf alice "Host rdv@down.example $(awk '/^host-key/ {print $2}' "$dir/down.pub")"
+agent alice register
+check "with a second host down, registration still succeeds (exit $rc)" test "$rc" = 0
+
+# 8. the errors a user meets first
+echo wrong >"$dir/alice/pw"
+agent alice register
+check "wrong password: exit 4 (got $rc)" test "$rc" = 4
+check "... with a clear message" grep -qi 'auth' "$dir/last.out"
+echo pw-alice >"$dir/alice/pw"
+grep -v '^CAFile' "$dir/alice/agent.conf" >"$dir/alice/agent.conf.new" && mv "$dir/alice/agent.conf.new" "$dir/alice/agent.conf"
+agent alice register
+check "untrusted server certificate: exit 5 (got $rc)" test "$rc" = 5
+check "... naming the certificate problem" grep -qi 'certificate' "$dir/last.out"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
