@@ -54,6 +54,28 @@ typedef struct flow {
 } flow;
 
 static const char *progname = "mailpunch-agent";
+static struct timespec started;
+
+/* Milliseconds since the command started: --json events carry it, so
+ * scripts (and bench/agent_connect.sh) can tell how long each phase took. */
+static long
+ms_since_start(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - started.tv_sec) * 1000 + (now.tv_nsec - started.tv_nsec) / 1000000;
+}
+
+/* Wall clock in ms, to line up two agents' events. */
+static long long
+epoch_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
 
 void
 agent_say(agent *a, const char *fmt, ...)
@@ -132,7 +154,7 @@ print_peers(agent *a, const mp_msg *reply, const char *host)
 	size_t i;
 
 	if (a->json) {
-		printf("{\"event\":\"reply\",\"host\":");
+		printf("{\"event\":\"reply\",\"ms\":%ld,\"epoch_ms\":%lld,\"host\":", ms_since_start(), epoch_ms());
 		json_str(host);
 		printf(",\"peers\":[");
 	} else {
@@ -172,7 +194,8 @@ say_event(agent *a, const char *event, agent_link *l, const char *text)
 	if (c)
 		mp_candidate_format(c, path, sizeof path);
 	if (a->json) {
-		printf("{\"event\":\"%s\",\"peer\":\"%s\",\"path\":\"%s\"", event, uid, path);
+		printf("{\"event\":\"%s\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\",\"path\":\"%s\"",
+		       event, ms_since_start(), epoch_ms(), uid, path);
 		if (text) {
 			printf(",\"message\":");
 			json_str(text);
@@ -364,6 +387,9 @@ start_attempt(agent *a, const mp_pubid *peer, const mp_endpoints *ep, const char
 	mp_pubid_uid(peer, &f->link_uid);
 	uid_of(peer, uid);
 	agent_say(a, "connecting to %s", uid);
+	if (a->json)
+		printf("{\"event\":\"signal\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\"}\n",
+		       ms_since_start(), epoch_ms(), uid);
 	n = signal_payload(payload, conn_id, secret, direct_to ? a->cfg->address : NULL);
 	OPENSSL_cleanse(secret, sizeof secret);
 	if (agent_send_signal(a, peer, f->via_host, direct_to, OFFER, payload, n, sent, NULL) != MP_OK) {
@@ -477,6 +503,10 @@ on_signal(agent *a, const mp_msg *sig, const char *from_addr, int direct)
 		return;
 	}
 	agent_say(a, "%s from %s: punching", direct ? "invitation" : "connection request", uid);
+	if (a->json)
+		printf("{\"event\":\"offer\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\",\"direct\":%s}\n",
+		       ms_since_start(), epoch_ms(), uid, direct ? "true" : "false");
+	fflush(stdout);
 	if (!(l = agent_link_new(a, &sig->sender, 0, conn_id, secret)))
 		return;
 	agent_link_add_candidates(l, &sig->u.signal.ep);
@@ -728,6 +758,7 @@ main(int argc, char **argv)
 	flow f;
 	int c, rc;
 
+	clock_gettime(CLOCK_MONOTONIC, &started);
 	memset(&a, 0, sizeof a);
 	memset(&f, 0, sizeof f);
 	a.udp_fd = -1;

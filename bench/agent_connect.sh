@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# How long `mailpunch-agent connect` takes on loopback, through a real
+# Postfix (with mailpunch-milter) and Dovecot with IMAP IDLE, split into
+# phases, over N runs (default 20): median and spread of
+#   request -> reply      alice's REQUEST answered (mail out and back)
+#   signal  -> peer       alice's OFFER relayed by the host, seen by bob
+#   punch + handshake     bob's OFFER receipt to alice's established path
+#   first message         established to bob's test message at alice
+#   total                 connect start to the message
+# and, as the baseline measured in the same run, one plain mail round
+# trip through the same mail system (submit, deliver, seen in the
+# mailbox), printed with the ratio total / baseline.
+# Usage: bench/agent_connect.sh [RUNS] (as root, from the build tree, or
+# with MILTER, AGENT, KEYGEN set).  Never fails on timings.
+set -uo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$PWD
+MILTER=${MILTER:-$build/mailpunch-milter}
+AGENT=${AGENT:-$build/mailpunch-agent}
+KEYGEN=${KEYGEN:-$build/mailpunch-keygen}
+runs=${1:-20}
+[ "$(id -u)" -eq 0 ] || { echo "needs root"; exit 77; }
+# shellcheck source=../tests/mailenv/mailenv.sh
+. "$src/tests/mailenv/mailenv.sh"
+
+dir=$(mktemp -d /tmp/mp-bench-connect.XXXXXX)
+chmod 755 "$dir"
+table=/mp-bench-connect-$$
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	mailenv_stop "$dir/env" >/dev/null 2>&1
+	rm -f "/dev/shm$table"
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+mkdir -p "$dir/env"
+for u in alice bob rdv; do mailenv_add_user "$dir/env" "$u" "pw-$u" >/dev/null; done
+mailenv_start "$dir/env" --domain lab.example --milter "unix:$dir/milter.sock" >/dev/null || exit 1
+"$KEYGEN" host "$dir/host.key" >"$dir/host.pub"
+hostpub=$(awk '/^host-key/ {print $2}' "$dir/host.pub")
+cat >"$dir/milter.conf" <<CONF
+Socket unix:$dir/milter.sock
+SocketMode 0666
+RendezvousAddress rdv@lab.example
+HostKey $dir/host.key
+Table $table
+ControlSocket $dir/control.sock
+LogDestination $dir/milter.log
+ReplyRateLimit 0
+ClientRateLimit 0
+SendmailCommand /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
+CONF
+"$MILTER" -f -c "$dir/milter.conf" &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
+for u in alice bob; do
+	mkdir -p "$dir/$u"
+	echo "pw-$u" >"$dir/$u/pw"
+	chmod 600 "$dir/$u/pw"
+	cat >"$dir/$u/agent.conf" <<CONF
+Identity $dir/$u/identity.key
+Name $u
+Address $u@lab.example
+Host rdv@lab.example $hostpub
+SubmissionHost localhost
+SubmissionPort $MAILENV_SUBMISSION_PORT
+MailPasswordFile $dir/$u/pw
+IMAPHost localhost
+IMAPPort $MAILENV_IMAPS_PORT
+CAFile $MAILENV_CA_FILE
+AnnounceAddress 127.0.0.1
+StateDir $dir/$u/state
+LogDestination $dir/$u/agent.log
+CONF
+	"$AGENT" -c "$dir/$u/agent.conf" id >/dev/null 2>&1
+done
+
+"$AGENT" -c "$dir/bob/agent.conf" --json listen >"$dir/bob.json" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 300); do grep -q '"event":"reply"' "$dir/bob.json" && break; sleep 0.1; done
+
+# Baseline: one plain mail, submitted and seen in the mailbox.
+baseline() {
+	local t0 n
+	printf 'From: alice@lab.example\r\nTo: alice@lab.example\r\nSubject: ping %s\r\n\r\nping\r\n' "$1" >"$dir/ping.mail"
+	t0=$(date +%s%3N)
+	mailenv_submit "$dir/env" alice pw-alice alice@lab.example alice@lab.example "$dir/ping.mail" >/dev/null
+	mailenv_wait_mail "$dir/env" alice "Subject: ping $1\$" 30 >/dev/null
+	n=$(date +%s%3N)
+	echo $((n - t0))
+}
+
+: >"$dir/phases"
+for i in $(seq "$runs"); do
+	base=$(baseline "$i")
+	t0=$(date +%s%3N)
+	"$AGENT" -c "$dir/alice/agent.conf" --json connect bob >"$dir/alice.json" 2>/dev/null || { echo "run $i failed"; continue; }
+	sleep 0.2
+	ev() { grep "\"event\":\"$2\"" "$1" | tail -n 1 | grep -o '"epoch_ms":[0-9]*' | cut -d: -f2; }
+	reply=$(ev "$dir/alice.json" reply)
+	signal=$(ev "$dir/alice.json" signal)
+	offer=$(ev "$dir/bob.json" offer)
+	est=$(ev "$dir/alice.json" established)
+	msg=$(ev "$dir/alice.json" message)
+	echo "$((reply - t0)) $((offer - signal)) $((est - offer)) $((msg - est)) $((msg - t0)) $base" >>"$dir/phases"
+done
+
+python3 - "$dir/phases" "$runs" "$(nproc)" <<'PY'
+import statistics, sys
+rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
+names = ["request -> reply", "signal -> peer", "punch + handshake", "first message", "total connect", "baseline: plain mail round trip"]
+print(f"mailpunch-agent connect on loopback: {len(rows)} of {sys.argv[2]} runs, {sys.argv[3]} CPUs, IMAP IDLE")
+print(f"{'phase':34} {'median':>8} {'min':>7} {'max':>7}  (ms)")
+for i, n in enumerate(names):
+    col = [r[i] for r in rows]
+    if col:
+        print(f"{n:34} {statistics.median(col):8.0f} {min(col):7d} {max(col):7d}")
+if rows:
+    t = statistics.median(r[4] for r in rows)
+    b = statistics.median(r[5] for r in rows)
+    print(f"ratio total / baseline: {t / b:.2f}  (a connect costs about {t / b:.1f} mail round trips)")
+    print(f"target: median total under 1500 ms -> {'met' if t < 1500 else 'not met'} ({t:.0f} ms)")
+PY
