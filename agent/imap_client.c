@@ -553,7 +553,7 @@ send_cmd(agent_imap *mb, ist state, const char *shown, const char *fmt, ...)
 static int
 start_tls(agent_imap *mb)
 {
-	char err[256];
+	char err[512];
 	struct bufferevent *bev;
 
 	bev = agent_mailconn_tls(mb->bev, mb->tls_ctx, mb->tls_name, on_read, on_event, mb,
@@ -850,15 +850,16 @@ fetch_done(agent_imap *mb, const mp_imap_response *tagged)
 	int hit;
 
 	mb->fetched = NULL;
-	handled_add(mb, uid);
 	if (tagged->status != MP_IMAP_OK) {
 		char text[200];
 
+		/* not remembered: the next search tries again */
 		mp_log_id(MP_LOG_NOTICE, mb->log_id, "cannot fetch mail UID %u: %s", uid,
 		          mp_imap_printable(tagged->text, tagged->text_len, text, sizeof text));
 		mp_imap_response_free(f);
 		return process_queue(mb);
 	}
+	handled_add(mb, uid);
 	if (f) {
 		body = mp_imap_list_get(f, 1, "BODY[]<0>");
 		if (!body)
@@ -867,7 +868,7 @@ fetch_done(agent_imap *mb, const mp_imap_response *tagged)
 		if (size_it)
 			(void)mp_imap_item_u64(size_it, &size);
 	}
-	if (!body || body->type == MP_IMAP_NIL) {
+	if (!body || (body->type != MP_IMAP_STRING && body->type != MP_IMAP_OVERSIZE)) {
 		mp_log_id(MP_LOG_INFO, mb->log_id, "mail UID %u vanished before it was read", uid);
 		mp_imap_response_free(f);
 		return process_queue(mb);
@@ -879,10 +880,14 @@ fetch_done(agent_imap *mb, const mp_imap_response *tagged)
 		mp_imap_response_free(f);
 		return process_queue(mb);
 	}
-	if ((hit = mp_pop3_subject_match(body->s, body->len, mb->marker)) != 1) {
-		mp_log_id(MP_LOG_INFO, mb->log_id,
-		          "mail UID %u: the server matched it, but its Subject lacks the marker; "
-		          "left alone", uid);
+	hit = mp_pop3_subject_match(body->s, body->len, mb->marker);
+	if (hit != 1) {
+		if (hit < 0)
+			mp_log_id(MP_LOG_ERR, mb->log_id, "mail UID %u: out of memory; left alone", uid);
+		else
+			mp_log_id(MP_LOG_INFO, mb->log_id,
+			          "mail UID %u: the server matched it, but its Subject lacks the "
+			          "marker; left alone", uid);
 		mp_imap_response_free(f);
 		return process_queue(mb);
 	}
@@ -929,7 +934,7 @@ on_untagged(agent_imap *mb, mp_imap_response **rp)
 		return fail(mb, AGENT_MAILBOX_ERR_PROTOCOL, "unexpected greeting");
 	}
 	if (r->status != MP_IMAP_DATA) {
-		if (r->code_len >= 11 && strncasecmp(r->code, "UIDVALIDITY", 11) == 0) {
+		if (r->code_len > 12 && strncasecmp(r->code, "UIDVALIDITY ", 12) == 0) {
 			const char *w;
 			size_t pos = 11, n;
 			uint32_t v = 0;
@@ -1191,7 +1196,7 @@ on_event(struct bufferevent *bev, short events, void *arg)
 static void
 do_connect(agent_imap *mb)
 {
-	char err[300];
+	char err[512];
 	int rc;
 
 	teardown(mb);
@@ -1313,7 +1318,7 @@ agent_imap_start(struct event_base *base, const agent_mailbox_account *a,
                  agent_mailbox **out)
 {
 	agent_imap *mb;
-	char err[300];
+	char err[512];
 	int rc;
 
 	if (out)

@@ -306,7 +306,7 @@ send_cmd(agent_pop3 *mb, pst state, int multi, size_t max, int secret, const cha
 static int
 start_tls(agent_pop3 *mb)
 {
-	char err[256];
+	char err[512];
 	struct bufferevent *bev;
 
 	bev = agent_mailconn_tls(mb->bev, mb->tls_ctx, mb->tls_name, on_read, on_event, mb,
@@ -621,7 +621,7 @@ static void
 on_poll(evutil_socket_t fd, short what, void *arg)
 {
 	agent_pop3 *mb = arg;
-	char err[300];
+	char err[512];
 	int rc;
 
 	teardown(mb);
@@ -686,7 +686,7 @@ agent_pop3_start(struct event_base *base, const agent_mailbox_account *a,
                  agent_mailbox **out)
 {
 	agent_pop3 *mb;
-	char err[300];
+	char err[512];
 	int rc;
 
 	if (out)

@@ -113,11 +113,10 @@ reader_append(mp_imap_reader *rd, const char *p, size_t n)
 {
 	int err;
 
-	if (n == 0)
-		return MP_OK;
 	if ((err = reader_reserve(rd, n)) != MP_OK)
 		return err;
-	memcpy(rd->buf + rd->len, p, n);
+	if (n)
+		memcpy(rd->buf + rd->len, p, n);
 	rd->len += n;
 	rd->buf[rd->len] = '\0';
 	return MP_OK;

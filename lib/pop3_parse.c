@@ -128,7 +128,7 @@ body_put(mp_pop3_reader *rd, char c)
 		r->truncated = 1;
 		return MP_OK;
 	}
-	if (r->body_len + 1 >= rd->body_cap) {
+	if (!r->body || r->body_len + 1 >= rd->body_cap) {
 		size_t cap = rd->body_cap ? rd->body_cap * 2 : 1024;
 		char *p;
 
