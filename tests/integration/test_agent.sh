@@ -206,7 +206,24 @@ write_conf alice "Host rdv@down.example $(awk '/^host-key/ {print $2}' "$dir/dow
 agent alice register
 check "with a second host down, registration still succeeds (exit $rc)" test "$rc" = 0
 
-# 8. the errors a user meets first
+# 8. endpoints from a real STUN server (coturn) on loopback
+if command -v turnserver >/dev/null; then
+	sport=$((20000 + RANDOM % 20000))
+	turnserver -n --listening-ip 127.0.0.1 --listening-port "$sport" --stun-only --no-cli --no-tls \
+		--no-dtls --log-file "$dir/turn.log" --simple-log --pidfile "$dir/turn.pid" \
+		--userdb "$dir/turndb" >/dev/null 2>&1 &
+	pids+=($!)
+	sleep 1
+	write_conf alice "STUNServer 127.0.0.1:$sport" "LocalPort 0"
+	agent alice register
+	check "with a STUN server, registration succeeds (exit $rc)" test "$rc" = 0
+	check "... announcing the server-reflexive endpoint STUN reported" grep -Eq '^  srflx 127\.0\.0\.1:[0-9]+$' "$dir/last.out"
+	write_conf alice
+else
+	echo "# coturn not installed: STUN checks skipped"
+fi
+
+# 9. the errors a user meets first
 echo wrong >"$dir/alice/pw"
 agent alice register
 check "wrong password: exit 4 (got $rc)" test "$rc" = 4
