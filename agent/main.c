@@ -759,6 +759,8 @@ main(int argc, char **argv)
 	int c, rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &started);
+	/* a server may close while we write: that is an error, not a death */
+	signal(SIGPIPE, SIG_IGN);
 	memset(&a, 0, sizeof a);
 	memset(&f, 0, sizeof f);
 	a.udp_fd = -1;

@@ -438,7 +438,7 @@ start_tls(agent_smtp_job *s)
 	f = bufferevent_openssl_filter_new(s->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
 	                                   BEV_OPT_CLOSE_ON_FREE);
 	if (!f) {
-		SSL_free(ssl);
+		/* libevent has freed ssl (BEV_OPT_CLOSE_ON_FREE); s->bev is still ours */
 		finish(s, AGENT_SMTP_ERR_INTERNAL, "cannot start TLS");
 		return;
 	}
@@ -850,7 +850,7 @@ resolve(agent_smtp_job *s)
 {
 	struct evutil_addrinfo hints;
 	struct evdns_getaddrinfo_request *req;
-	char port[8];
+	char port[12];
 
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;

@@ -13,7 +13,12 @@
  * Host names are resolved with dns (evdns, non-blocking) when given,
  * else with the system's blocking getaddrinfo(); every address is tried
  * in turn.  The caller keeps base and dns alive until the callback, and
- * must ignore SIGPIPE (a server may close while we write).
+ * must ignore SIGPIPE (a server may close while we write).  Cancelling
+ * a job whose DNS query is in flight releases its memory only when evdns
+ * delivers the cancellation on a later loop pass: at shutdown, cancel,
+ * run the loop once (EVLOOP_NONBLOCK), then free dns.  An evdns base
+ * without name servers keeps queries waiting (libevent's behaviour), so
+ * such a job ends at the session deadline with AGENT_SMTP_ERR_TIMEOUT.
  *
  * Bounds: the message at most AGENT_SMTP_MAIL_MAX bytes, at most
  * AGENT_SMTP_RCPT_MAX recipients, addresses at most 254 bytes, user and
