@@ -5,7 +5,9 @@
  * subject marker.  A REPLY counts only if it opens with our identity,
  * comes from a configured host key, and echoes the session ID of a
  * request we still wait for (seed 001: a forged reply is rejected).  A
- * SIGNAL counts only if it opens and its signer is not denied.  Counted
+ * SIGNAL counts only if it opens and its signer is not denied; one that
+ * arrives inside a RELAYED block sealed by a configured host comes from
+ * a member, any other is a direct invitation (Friends only, main.c).  Counted
  * mails are consumed (deleted or moved); anything else is left alone.
  */
 #include <stdio.h>
@@ -82,6 +84,7 @@ on_mail(const char *raw, size_t len, void *arg)
 	mp_parsed_mail pm;
 	mp_msg *m = NULL;
 	agent_mail_verdict v = AGENT_MAIL_KEEP;
+	const char *from;
 	int rc, direct;
 
 	rc = mp_mail_parse(raw, len, &lim, &pm);
@@ -89,6 +92,7 @@ on_mail(const char *raw, size_t len, void *arg)
 		mp_parsed_mail_free(&pm);
 		return AGENT_MAIL_KEEP;
 	}
+	from = pm.from ? pm.from : "";
 	rc = mp_block_open(pm.block, pm.block_len, &k, &m);
 	if (rc != MP_OK) {
 		mp_log(MP_LOG_NOTICE, "mail %s: block not for us or damaged (%s): left alone",
@@ -96,18 +100,32 @@ on_mail(const char *raw, size_t len, void *arg)
 		mp_parsed_mail_free(&pm);
 		return AGENT_MAIL_KEEP;
 	}
+	direct = 1;
+	if (m->type == MP_MSG_RELAYED) {
+		/* A signal passed on by a host, sealed by that host: the host
+		 * vouches that its sender is a member.  (A From header could be
+		 * forged; the host's seal cannot.) */
+		const agent_host *h = agent_host_by_key(a, m->sender_host);
+		mp_msg *inner = NULL;
+
+		if (!h || mp_block_open(m->u.relay.inner, m->u.relay.inner_len, &k, &inner) != MP_OK ||
+		    inner->type != MP_MSG_SIGNAL) {
+			mp_log(MP_LOG_NOTICE, "relayed signal from an unknown host or not for us: left alone");
+			mp_msg_free(inner);
+			mp_msg_free(m);
+			mp_parsed_mail_free(&pm);
+			return AGENT_MAIL_KEEP;
+		}
+		mp_msg_free(m);
+		m = inner;
+		direct = 0;
+		from = h->address;
+	}
 	if (m->type == MP_MSG_REPLY) {
 		v = handle_reply(a, m);
 	} else if (m->type == MP_MSG_SIGNAL && !denied(a, &m->sender)) {
-		/* relayed by a host: From is a rendezvous address we know */
-		size_t i;
-
-		direct = 1;
-		for (i = 0; i < a->cfg->nhosts; i++)
-			if (pm.from && !strcasecmp(pm.from, a->cfg->hosts[i].address))
-				direct = 0;
 		if (a->hooks.on_signal)
-			a->hooks.on_signal(a, m, pm.from ? pm.from : "", direct);
+			a->hooks.on_signal(a, m, from, direct);
 		v = AGENT_MAIL_CONSUME;
 	} else if (m->type == MP_MSG_SIGNAL) {
 		mp_log(MP_LOG_NOTICE, "signal from a denied user: dropped");

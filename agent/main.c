@@ -411,7 +411,7 @@ try_next_peer(agent *a)
 
 	if (f->next >= f->norder) {
 		agent_say(a, "no peer could be reached; standing by is `mailpunch-agent listen`");
-		agent_finish(a, f->norder ? AGENT_EXIT_UNREACHABLE : AGENT_EXIT_NOPEER);
+		agent_finish(a, f->norder || f->invite_to ? AGENT_EXIT_UNREACHABLE : AGENT_EXIT_NOPEER);
 		return;
 	}
 	p = &f->peers[f->order[f->next++]];

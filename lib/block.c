@@ -64,6 +64,7 @@ mp_msg_type_name(int type)
 	case MP_MSG_SIGNAL: return "SIGNAL";
 	case MP_MSG_RELAY: return "RELAY";
 	case MP_MSG_TABLE_SYNC: return "TABLE_SYNC";
+	case MP_MSG_RELAYED: return "RELAYED";
 	}
 	return "UNKNOWN";
 }
@@ -79,6 +80,7 @@ sender_kind_for_type(int type)
 		return MP_SENDER_USER;
 	case MP_MSG_REPLY:
 	case MP_MSG_TABLE_SYNC:
+	case MP_MSG_RELAYED:
 		return MP_SENDER_HOST;
 	}
 	return 0;
@@ -159,6 +161,9 @@ put_body(mp_wbuf *w, const mp_msg *m)
 		break;
 	case MP_MSG_RELAY:
 		mp_put_bytes(w, m->u.relay.target.b, MP_UID_LEN);
+		mp_put_blob16(w, m->u.relay.inner, m->u.relay.inner_len, MP_RELAY_INNER_MAX);
+		break;
+	case MP_MSG_RELAYED:
 		mp_put_blob16(w, m->u.relay.inner, m->u.relay.inner_len, MP_RELAY_INNER_MAX);
 		break;
 	case MP_MSG_TABLE_SYNC:
@@ -321,6 +326,9 @@ get_body(mp_rbuf *r, mp_msg *m)
 		break;
 	case MP_MSG_RELAY:
 		mp_get_bytes(r, m->u.relay.target.b, MP_UID_LEN);
+		mp_get_blob16(r, m->u.relay.inner, MP_RELAY_INNER_MAX, &m->u.relay.inner_len);
+		break;
+	case MP_MSG_RELAYED:
 		mp_get_blob16(r, m->u.relay.inner, MP_RELAY_INNER_MAX, &m->u.relay.inner_len);
 		break;
 	case MP_MSG_TABLE_SYNC:

@@ -298,8 +298,27 @@ handle_relay(mp_host *h, const mp_host_config *cfg, const mp_host_input *in,
 		return drop(out, MP_STAT_DROP_BADBLOCK, "relay to %s does not carry a signal for it", target);
 	if (mp_ratelimit_take(h->per_address, e.reply_addr, in->now) != MP_OK)
 		return drop(out, MP_STAT_RATELIMITED, "signals to %s rate-limited", target);
-	if ((rc = compose(cfg, in, e.reply_addr, "signal", r->inner, r->inner_len, out)) != MP_OK)
-		return rc;
+	/* Wrapped in a RELAYED block sealed by us to the target: the target
+	 * then knows the signal came through its host, from a member. */
+	{
+		mp_block_key me = { .host = cfg->key };
+		mp_msg *fwd = mp_msg_new(MP_MSG_RELAYED);
+		uint8_t *blk = NULL;
+		size_t blk_len;
+
+		if (!fwd)
+			return MP_ERR_NOMEM;
+		fwd->timestamp = in->now;
+		memcpy(fwd->u.relay.inner, r->inner, r->inner_len);
+		fwd->u.relay.inner_len = r->inner_len;
+		rc = mp_block_seal(fwd, &me, e.id.seal_pub, &blk, &blk_len);
+		mp_msg_free(fwd);
+		if (rc == MP_OK)
+			rc = compose(cfg, in, e.reply_addr, "signal", blk, blk_len, out);
+		free(blk);
+		if (rc != MP_OK)
+			return rc;
+	}
 	out->stat = MP_STAT_SIGNALS;
 	snprintf(out->detail, sizeof out->detail, "signal relayed to %s", target);
 	return MP_OK;

@@ -190,7 +190,7 @@ mp_block_peek(const uint8_t *blk, size_t len, mp_block_header *h)
 	/* A different version may lay out everything after byte 2 anew. */
 	if (blk[2] != MP_PROTO_VERSION)
 		return MP_ERR_VERSION;
-	if (blk[3] < MP_MSG_REQUEST || blk[3] > MP_MSG_TABLE_SYNC)
+	if (blk[3] < MP_MSG_REQUEST || blk[3] > MP_MSG_RELAYED)
 		return MP_ERR_TYPE;
 	if (blk[4] == MP_SENDER_USER)
 		hdr_len = MP_SEAL_HDR_USER;

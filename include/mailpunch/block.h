@@ -12,7 +12,7 @@
  * mp_block_seal().  mp_block_open() decrypts, authenticates and decodes
  * into a new mp_msg; mp_block_peek() reads the clear header only.  Who
  * may send which type is fixed (users: REQUEST, FAILURE_NOTICE, RELAY,
- * SIGNAL; hosts: REPLY, TABLE_SYNC); mp_block_open() enforces it.
+ * SIGNAL; hosts: REPLY, TABLE_SYNC, RELAYED); mp_block_open() enforces it.
  * Whether a sender is *trusted* (a configured host key, an expected user
  * ID) and whether the message is fresh are the caller's decisions: see
  * replay.h for time and replay checks.
@@ -46,6 +46,7 @@ typedef enum mp_msg_type {
 	MP_MSG_SIGNAL = 4,
 	MP_MSG_RELAY = 5,
 	MP_MSG_TABLE_SYNC = 6,
+	MP_MSG_RELAYED = 7,     /* host to member: a SIGNAL passed on */
 } mp_msg_type;
 
 typedef enum mp_sender_kind {
@@ -173,7 +174,7 @@ typedef struct mp_msg {
 		mp_reply reply;
 		mp_failure failure;
 		mp_signal signal;
-		mp_relay relay;
+		mp_relay relay;         /* RELAY; RELAYED uses inner/inner_len only */
 		mp_table_sync sync;
 	} u;
 } mp_msg;

@@ -72,8 +72,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 2)
 		return 0;
-	type = data[1] % 7;
-	if (type == MP_MSG_REPLY || type == MP_MSG_TABLE_SYNC)
+	type = data[1] % 8;
+	if (type == MP_MSG_REPLY || type == MP_MSG_TABLE_SYNC || type == MP_MSG_RELAYED)
 		from.host = host;
 	else
 		from.user = user;

@@ -198,6 +198,12 @@ agent alice invite bob@lab.example
 check "alice invites bob directly and connects (exit $rc)" test "$rc" = 0
 check "... with bob's identity verified" grep -q "established with $bob_uid" "$dir/last.out"
 check "bob took it as an invitation" grep -q "invitation from $alice_uid" "$dir/bob/listen2.out"
+# carol is no Friend of bob's: her invitation (even with a From: forged
+# to look like the host's) is ignored
+write_conf carol "ReceiveProtocol pop3" "Friend bob@lab.example $bob_pub"
+agent carol invite bob@lab.example
+check "an invitation from someone who is not a Friend gets nowhere (exit $rc)" test "$rc" = 8
+check "... bob ignored it" grep -q "not a Friend: ignored" "$dir/bob/agent.log"
 kill "$bob_pid"
 
 # 7. two hosts, one of them down: the working host's reply is enough

@@ -218,6 +218,20 @@ cmd_open(int argc, char **argv)
 	mp_parsed_mail_free(&pm);
 	if (rc != MP_OK)
 		return die("open", rc);
+	if (m->type == MP_MSG_RELAYED) {
+		/* a signal passed on by the host: check the host, open the inner */
+		mp_msg *outer = m;
+
+		if (memcmp(outer->sender_host, pub, MP_KEY_LEN) != 0) {
+			fprintf(stderr, "mptool: relayed signal not from the configured host\n");
+			return 1;
+		}
+		printf("relayed-by-host\n");
+		rc = mp_block_open(outer->u.relay.inner, outer->u.relay.inner_len, &k, &m);
+		mp_msg_free(outer);
+		if (rc != MP_OK)
+			return die("open inner", rc);
+	}
 	printf("type %s\n", mp_msg_type_name(m->type));
 	if (m->type == MP_MSG_REPLY) {
 		if (memcmp(m->sender_host, pub, MP_KEY_LEN) != 0) {

@@ -377,7 +377,18 @@ START_TEST(signal_relayed_without_sender_address)
 	ck_assert_str_eq(out.to, "bob@b.example");
 	ck_assert_ptr_null(strstr(out.mail, "alice@a.example"));
 	ck_assert_int_eq(mp_mail_parse(out.mail, out.mail_len, NULL, &pm), MP_OK);
+	/* the host vouches for it: a RELAYED block sealed by the host ... */
 	ck_assert_int_eq(mp_block_open(pm.block, pm.block_len, &kb, &got), MP_OK);
+	ck_assert_uint_eq(got->type, MP_MSG_RELAYED);
+	ck_assert_mem_eq(got->sender_host, host_pub, MP_KEY_LEN);
+	{
+		/* ... holding alice's SIGNAL unchanged */
+		mp_msg *outer = got;
+
+		ck_assert_uint_eq(outer->u.relay.inner_len, inner_len);
+		ck_assert_int_eq(mp_block_open(outer->u.relay.inner, outer->u.relay.inner_len, &kb, &got), MP_OK);
+		mp_msg_free(outer);
+	}
 	ck_assert_uint_eq(got->type, MP_MSG_SIGNAL);
 	ck_assert_mem_eq(&got->sender, mp_identity_public(alice), sizeof(mp_pubid));
 	ck_assert_mem_eq(got->u.signal.payload, "hello", 5);

@@ -157,7 +157,7 @@ START_TEST(header_checks)
 	blk[2] = 1;
 	blk[3] = 0;
 	ck_assert_int_eq(mp_block_open(blk, len, &to, &got), MP_ERR_TYPE);
-	blk[3] = 7;
+	blk[3] = 8;
 	ck_assert_int_eq(mp_block_open(blk, len, &to, &got), MP_ERR_TYPE);
 	blk[3] = MP_MSG_REQUEST;
 	blk[4] = 3;
