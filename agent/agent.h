@@ -71,10 +71,10 @@ struct agent {
 	int finishing;               /* agent_finish called: exit when sends are done */
 	unsigned pending_sends;      /* mails still with the SMTP client */
 
-	/* udp.c */
-	int udp_fd;
-	struct event *udp_ev;
-	uint16_t udp_port;
+	/* udp.c: one IPv4 and (when the host has IPv6) one IPv6 socket */
+	int udp_fd, udp6_fd;
+	struct event *udp_ev, *udp6_ev;
+	uint16_t udp_port, udp6_port;
 	agent_stun_client *stun;
 	mp_endpoints ep;
 	void (*on_endpoints)(agent *a);

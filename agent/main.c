@@ -764,6 +764,7 @@ main(int argc, char **argv)
 	memset(&a, 0, sizeof a);
 	memset(&f, 0, sizeof f);
 	a.udp_fd = -1;
+	a.udp6_fd = -1;
 	while ((c = getopt_long(argc, argv, "+c:jh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;

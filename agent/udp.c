@@ -1,10 +1,12 @@
 /*
  * udp.c - the agent's one UDP socket and its endpoints.
  *
- * One socket carries STUN and every punch packet, so the server-reflexive
- * address STUN reports is the very mapping peers are told to use.  Its
- * read callback offers each datagram to the STUN client first, then to
- * the links (by connection ID); anything else is dropped.
+ * One IPv4 socket carries STUN and every IPv4 punch packet, so the
+ * server-reflexive address STUN reports is the very mapping peers are
+ * told to use; a second, IPv6-only socket (on the same port number when
+ * free) carries IPv6 candidates, which need no NAT mapping.  The read
+ * callback offers each datagram to the STUN client first, then to the
+ * links (by connection ID); anything else is dropped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +29,7 @@ udp_readable(evutil_socket_t fd, short what, void *arg)
 	struct sockaddr_storage from;
 	int i;
 
+	(void)what;
 	/* drain a bounded batch, then let other events run */
 	for (i = 0; i < 64; i++) {
 		socklen_t flen = sizeof from;
@@ -41,6 +44,39 @@ udp_readable(evutil_socket_t fd, short what, void *arg)
 			continue;
 		agent_link_input(a, buf, (size_t)n, &src);
 	}
+}
+
+/* IPv6 is a bonus: a host without it just announces no IPv6 candidate. */
+static void
+open_ipv6(agent *a)
+{
+	struct sockaddr_in6 sin6;
+	socklen_t len = sizeof sin6;
+	int one = 1, tries;
+
+	a->udp6_fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (a->udp6_fd < 0)
+		return;
+	setsockopt(a->udp6_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	for (tries = 0; tries < 2; tries++) {
+		memset(&sin6, 0, sizeof sin6);
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_addr = in6addr_any;
+		/* same port number as IPv4 if we can: easier to read in logs */
+		sin6.sin6_port = tries == 0 ? htons(a->udp_port) : 0;
+		if (bind(a->udp6_fd, (struct sockaddr *)&sin6, sizeof sin6) == 0)
+			break;
+	}
+	if (tries == 2 || getsockname(a->udp6_fd, (struct sockaddr *)&sin6, &len) != 0) {
+		mp_log(MP_LOG_INFO, "no IPv6 socket: %s", strerror(errno));
+		close(a->udp6_fd);
+		a->udp6_fd = -1;
+		return;
+	}
+	a->udp6_port = ntohs(sin6.sin6_port);
+	a->udp6_ev = event_new(a->base, a->udp6_fd, EV_READ | EV_PERSIST, udp_readable, a);
+	if (a->udp6_ev)
+		event_add(a->udp6_ev, NULL);
 }
 
 int
@@ -70,6 +106,7 @@ agent_udp_open(agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot watch the UDP socket");
 		return MP_ERR_IO;
 	}
+	open_ipv6(a);
 	return MP_OK;
 }
 
@@ -84,6 +121,12 @@ agent_udp_close(agent *a)
 	if (a->udp_fd >= 0)
 		close(a->udp_fd);
 	a->udp_fd = -1;
+	if (a->udp6_ev)
+		event_free(a->udp6_ev);
+	a->udp6_ev = NULL;
+	if (a->udp6_fd >= 0)
+		close(a->udp6_fd);
+	a->udp6_fd = -1;
 }
 
 int
@@ -92,10 +135,11 @@ agent_udp_send(agent *a, const mp_candidate *to, const uint8_t *buf, size_t len)
 	struct sockaddr_storage ss;
 	socklen_t sl;
 
-	/* our socket is IPv4; IPv6 candidates wait for a dual-stack socket */
-	if (to->family != 4 || mp_candidate_to_sockaddr(to, &ss, &sl) != MP_OK)
+	int fd = to->family == 4 ? a->udp_fd : a->udp6_fd;
+
+	if (fd < 0 || mp_candidate_to_sockaddr(to, &ss, &sl) != MP_OK)
 		return MP_ERR_INVAL;
-	return sendto(a->udp_fd, buf, len, 0, (struct sockaddr *)&ss, sl) == (ssize_t)len ? MP_OK : MP_ERR_IO;
+	return sendto(fd, buf, len, 0, (struct sockaddr *)&ss, sl) == (ssize_t)len ? MP_OK : MP_ERR_IO;
 }
 
 static void
@@ -143,15 +187,25 @@ agent_endpoints_gather(agent *a, void (*done)(agent *a))
 			char text[80];
 			mp_candidate c;
 
-			snprintf(text, sizeof text, "%s:%u", a->cfg->announce.items[i], a->udp_port);
+			const char *ip = a->cfg->announce.items[i];
+
+			if (strchr(ip, ':'))
+				snprintf(text, sizeof text, "[%s]:%u", ip, a->udp6_port);
+			else
+				snprintf(text, sizeof text, "%s:%u", ip, a->udp_port);
 			if (mp_candidate_parse(text, MP_CAND_LOCAL, &c) == MP_OK)
 				add_candidate(a, &c);
 			else
-				mp_log(MP_LOG_WARNING, "AnnounceAddress %s: not an IPv4 address", a->cfg->announce.items[i]);
+				mp_log(MP_LOG_WARNING, "AnnounceAddress %s: not an IP address", ip);
 		}
-	} else if (mp_netif_list(a->udp_port, MP_NETIF_NO_IPV6, local, MP_MAX_CANDIDATES, &n, &total) == MP_OK) {
-		for (i = 0; i < n; i++)
-			add_candidate(a, &local[i]);
+	} else {
+		if (mp_netif_list(a->udp_port, MP_NETIF_NO_IPV6, local, MP_MAX_CANDIDATES, &n, &total) == MP_OK)
+			for (i = 0; i < n; i++)
+				add_candidate(a, &local[i]);
+		if (a->udp6_fd >= 0 &&
+		    mp_netif_list(a->udp6_port, MP_NETIF_NO_IPV4, local, MP_MAX_CANDIDATES, &n, &total) == MP_OK)
+			for (i = 0; i < n; i++)
+				add_candidate(a, &local[i]);
 	}
 	a->on_endpoints = done;
 	if (a->cfg->stun_servers.count == 0) {

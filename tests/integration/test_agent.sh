@@ -206,6 +206,27 @@ check "an invitation from someone who is not a Friend gets nowhere (exit $rc)" t
 check "... bob ignored it" grep -q "not a Friend: ignored" "$dir/bob/agent.log"
 kill "$bob_pid"
 
+# 7a. IPv6: both announce only ::1, so the path must be IPv6 (a peer that
+# announces IPv4 too would be found there first: peer-reflexive)
+if ip -6 addr show lo 2>/dev/null | grep -q '::1/128'; then
+	write_conf bob "AnnounceAddress ::1"
+	sed -i '/^AnnounceAddress *127.0.0.1$/d' "$dir/bob/agent.conf"
+	write_conf alice "AnnounceAddress ::1"
+	sed -i '/^AnnounceAddress *127.0.0.1$/d' "$dir/alice/agent.conf"
+	"$AGENT" -c "$dir/bob/agent.conf" listen >"$dir/bob/listen3.out" 2>&1 &
+	bob_pid=$!
+	pids+=("$bob_pid")
+	for _ in $(seq 100); do grep -q 'listening as' "$dir/bob/listen3.out" && break; sleep 0.1; done
+	agent alice connect bob
+	check "alice reaches bob over IPv6 (exit $rc)" test "$rc" = 0
+	check "... on an IPv6 path" grep -q "established with $bob_uid via \[::1\]:" "$dir/last.out"
+	kill "$bob_pid"
+	write_conf bob
+	write_conf alice
+else
+	echo "# no ::1 on this host: IPv6 check skipped"
+fi
+
 # 7. two hosts, one of them down: the working host's reply is enough
 "$KEYGEN" host "$dir/down.key" >"$dir/down.pub"
 write_conf alice "Host rdv@down.example $(awk '/^host-key/ {print $2}' "$dir/down.pub")"
