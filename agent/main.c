@@ -209,6 +209,69 @@ say_event(agent *a, const char *event, agent_link *l, const char *text)
 	fflush(stdout);
 }
 
+/* ---------------------------------------------------------------- status */
+
+/*
+ * `listen` keeps STATEDIR/listen.status current (replaced atomically), so
+ * that `status` can tell what the standing agent is doing without any
+ * channel to it: pid, when it registered where, its endpoints, its links.
+ */
+static void
+write_status(agent *a)
+{
+	flow *f = a->cmd;
+	char path[4096], tmp[4200], cands[512];
+	size_t i;
+	FILE *fp;
+
+	if (strcmp(f->command, "listen") != 0)
+		return;
+	snprintf(path, sizeof path, "%s/listen.status", a->cfg->state_dir);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if (!(fp = fopen(tmp, "w")))
+		return;
+	print_candidates(&a->ep, cands, sizeof cands);
+	fprintf(fp, "pid %ld\nregistered %llu %s\nendpoints %s\n", (long)getpid(),
+	        (unsigned long long)f->registered_at, f->via_host[0] ? f->via_host : "-", cands);
+	for (i = 0; i < a->nlinks; i++) {
+		char uid[MP_UID_TEXT_LEN + 1], p[64] = "-";
+		const mp_candidate *c = agent_link_path(a->links[i]);
+
+		uid_of(agent_link_peer(a->links[i]), uid);
+		if (c)
+			mp_candidate_format(c, p, sizeof p);
+		fprintf(fp, "link %s %s %s\n", uid, p,
+		        agent_link_established(a->links[i]) ? "established" : "punching");
+	}
+	if (fclose(fp) == 0)
+		rename(tmp, path);
+}
+
+static void
+print_listen_status(agent *a)
+{
+	char path[4096], line[1024];
+	long pid = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof path, "%s/listen.status", a->cfg->state_dir);
+	if (!(fp = fopen(path, "r"))) {
+		printf("listen: not running\n");
+		return;
+	}
+	if (fgets(line, sizeof line, fp))
+		sscanf(line, "pid %ld", &pid);
+	if (pid <= 0 || kill((pid_t)pid, 0) != 0) {
+		printf("listen: not running (last ran as pid %ld)\n", pid);
+		fclose(fp);
+		return;
+	}
+	printf("listen: running as pid %ld\n", pid);
+	while (fgets(line, sizeof line, fp))
+		printf("  %s", line);
+	fclose(fp);
+}
+
 /* ---------------------------------------------------------------- timers */
 
 static struct event *
@@ -317,6 +380,7 @@ on_link(agent *a, agent_link *l, int established)
 	flow *f = a->cmd;
 
 	say_event(a, "established", l, NULL);
+	write_status(a);
 	if (f->link == l) {
 		/* the initiator speaks first and repeats until answered */
 		hello_tick(-1, 0, a);
@@ -441,7 +505,9 @@ connect_on_reply(agent *a, const mp_msg *reply, const char *host)
 	if (strcmp(f->command, "listen") == 0) {
 		f->registered_at = now;
 		f->announced = a->ep;
+		snprintf(f->via_host, sizeof f->via_host, "%s", host);
 		agent_say(a, "registered with %s; listening as %s", host, a->uid_text);
+		write_status(a);
 		return;
 	}
 	memcpy(f->peers, reply->u.reply.peers, n * sizeof f->peers[0]);
@@ -681,6 +747,7 @@ cmd_status(agent *a)
 	       a->cfg->address);
 	for (i = 0; i < a->cfg->nhosts; i++)
 		printf("host %s\n", a->cfg->hosts[i].address);
+	print_listen_status(a);
 	printf("pending requests %zu\nknown peers %zu\n", a->state.nrequests, a->state.npeers);
 	for (i = 0; i < a->state.npeers; i++) {
 		char uid[MP_UID_TEXT_LEN + 1];

@@ -149,6 +149,9 @@ check "alice connects to bob (exit $rc, ${took}s)" test "$rc" = 0
 check "alice's side: path established with bob's identity verified" grep -q "established with $bob_uid via 127.0.0.1:" "$dir/last.out"
 check "alice receives bob's authenticated test message" grep -q "message from $bob_uid via .*: hello from $bob_uid (bob)" "$dir/last.out"
 for _ in $(seq 30); do grep -q "message from $alice_uid" "$dir/bob/listen.out" && break; sleep 0.1; done
+agent bob status
+check "status shows bob's listen running with its established link" \
+	bash -c "grep -q 'listen: running as pid $bob_pid' '$dir/last.out' && grep -q 'link $alice_uid 127.0.0.1:[0-9]* established' '$dir/last.out'"
 check "bob's side: established with alice" grep -q "established with $alice_uid" "$dir/bob/listen.out"
 check "bob receives alice's authenticated test message" grep -q "message from $alice_uid via .*: hello from $alice_uid (alice)" "$dir/bob/listen.out"
 # Dovecot itself moves a mail from new/ to cur/ once a client has seen the
