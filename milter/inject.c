@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,19 +91,35 @@ write_mail(int fd, const char *mail, size_t len, const struct timespec *deadline
 	return 0;
 }
 
+/* Waits for the child without busy polling: a pidfd becomes readable
+ * when the process exits (Linux 5.3+); without one, sleep in steps. */
 static int
 wait_child(pid_t pid, const struct timespec *deadline, int *status)
 {
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
 	for (;;) {
 		pid_t r = waitpid(pid, status, WNOHANG);
+		long left;
 
-		if (r == pid)
+		if (r == pid) {
+			if (pfd >= 0)
+				close(pfd);
 			return 0;
-		if (r < 0 && errno != EINTR)
+		}
+		left = ms_left(deadline);
+		if ((r < 0 && errno != EINTR) || left <= 0) {
+			if (pfd >= 0)
+				close(pfd);
 			return -1;
-		if (ms_left(deadline) <= 0)
-			return -1;
-		usleep(2000);
+		}
+		if (pfd >= 0) {
+			struct pollfd p = { .fd = pfd, .events = POLLIN };
+
+			poll(&p, 1, (int)left);
+		} else {
+			usleep(2000);
+		}
 	}
 }
 
