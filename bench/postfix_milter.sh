@@ -521,6 +521,8 @@ ClientRateLimit     0
 ReplayCacheSize     $((ROUNDS * M > 200000 ? ROUNDS * M * 2 : 200000))
 SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
 CONF
+# BENCH_INJECT=smtp: replies over kept-open SMTP connections (InjectSocket)
+[ "${BENCH_INJECT:-}" = smtp ] && echo "InjectSocket        inet:$MAILENV_SMTP_PORT@127.0.0.1" >>"$dir/milter.conf"
 rm -f "/dev/shm$table"
 "$MILTER" -f -c "$dir/milter.conf" 2>>"$dir/milter.stderr" &
 milter_pid=$!

@@ -339,8 +339,12 @@ process(SMFICTX *ctx, connection *c, message *m)
 		          "%s (from <%s>): no answer", out.detail, m->env_from);
 		return finish_request(ctx, m);
 	}
-	rc = milter_inject(s->sendmail, out.from, out.to, out.mail, out.mail_len,
-	                   (unsigned)s->inject_timeout, err, sizeof err);
+	if (s->inject_socket)
+		rc = milter_inject_smtp(s->inject_socket, out.from, out.to, out.mail, out.mail_len,
+		                        (unsigned)s->inject_timeout, err, sizeof err);
+	else
+		rc = milter_inject(s->sendmail, out.from, out.to, out.mail, out.mail_len,
+		                   (unsigned)s->inject_timeout, err, sizeof err);
 	if (rc != MP_OK) {
 		mp_host_cancel(milter.host, &out);
 		mp_host_outcome_free(&out);

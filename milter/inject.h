@@ -23,4 +23,15 @@
 int milter_inject(const char *command, const char *from, const char *to,
                   const char *mail, size_t len, unsigned timeout, char *err, size_t errlen);
 
+/*
+ * The same over SMTP (inject_smtp.c), to InjectSocket (a sockspec such as
+ * inet:25@127.0.0.1), on connections kept open between mails: much
+ * cheaper than a process per reply.  "250" after the data is the
+ * MTA's promise that the mail is queued.  milter_inject_smtp_close()
+ * closes the idle connections at shutdown.
+ */
+int milter_inject_smtp(const char *sockspec, const char *from, const char *to,
+                       const char *mail, size_t len, unsigned timeout, char *err, size_t errlen);
+void milter_inject_smtp_close(void);
+
 #endif

@@ -30,6 +30,7 @@
 #include "callbacks.h"
 #include "config.h"
 #include "control_server.h"
+#include "inject.h"
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
 #include "mailpunch/sockspec.h"
@@ -365,6 +366,7 @@ start(const char *config_path, int foreground, int check_only)
 	pthread_kill(maint_thread, SIGUSR1);
 	pthread_join(maint_thread, NULL);
 	control_server_stop();
+	milter_inject_smtp_close();
 	if (pid_file[0])
 		unlink(pid_file);
 	mp_host_free(milter.host);

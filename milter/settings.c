@@ -41,6 +41,7 @@ static const mp_cfg_option options[] = {
 	OPT("ReplayCacheSize", MP_CFG_INT, replay_cache, 16, 100000000, "200000", 0),
 	OPT("SubjectMarker", MP_CFG_STRING, subject_marker, 0, 0, "[mailpunch]", 0),
 	OPT("SendmailCommand", MP_CFG_STRING, sendmail, 0, 0, "/usr/sbin/sendmail -i", 0),
+	OPT("InjectSocket", MP_CFG_SOCKET, inject_socket, 0, 0, NULL, 0),
 	OPT("InjectTimeout", MP_CFG_DURATION, inject_timeout, 1, 600, "60s", 0),
 };
 

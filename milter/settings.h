@@ -45,6 +45,7 @@ typedef struct milter_settings {
 	long long replay_cache;        /* ReplayCacheSize */
 	char *subject_marker;          /* SubjectMarker */
 	char *sendmail;                /* SendmailCommand */
+	char *inject_socket;           /* InjectSocket: SMTP instead of sendmail */
 	long long inject_timeout;      /* InjectTimeout, seconds */
 
 	/* derived by milter_settings_load() */

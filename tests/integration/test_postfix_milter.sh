@@ -68,6 +68,8 @@ LogDestination      $env_dir/milter.log
 LogLevel            debug
 SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
 CONF
+# INJECT=smtp: replies go back over SMTP on kept-open connections
+[ "${INJECT:-}" = smtp ] && echo "InjectSocket        inet:$MAILENV_SMTP_PORT@127.0.0.1" >>"$env_dir/milter.conf"
 
 start_milter() {
 	"$MILTER" -f -c "$env_dir/milter.conf" 2>>"$env_dir/milter.stderr" &
@@ -195,8 +197,14 @@ if f=$(reply_of carol 'Subject: \[mailpunch\] reply'); then
 else
 	not_ok "carol receives a reply after the retry"
 fi
-check "replies leave through Postfix's own queue (pickup), where a signing milter sees them" \
-	grep -q 'postfix/pickup' "$MAILENV_POSTFIX_LOG"
+if [ "${INJECT:-}" = smtp ]; then
+	check "replies entered Postfix over SMTP from the milter (InjectSocket)" \
+		grep -q 'from=<rdv@lab.example>' "$MAILENV_POSTFIX_LOG"
+	check "... and no sendmail was spawned for them" bash -c "! grep -q 'postfix/pickup' '$MAILENV_POSTFIX_LOG'"
+else
+	check "replies leave through Postfix's own queue (pickup), where a signing milter sees them" \
+		grep -q 'postfix/pickup' "$MAILENV_POSTFIX_LOG"
+fi
 
 kill -TERM "$milter_pid" 2>/dev/null
 for _ in $(seq 150); do kill -0 "$milter_pid" 2>/dev/null || break; sleep 0.1; done
