@@ -11,6 +11,8 @@
  *               handed to the running command
  *   link.c      one connection attempt to one peer over UDP: probes to
  *               every candidate, the handshake (lib/punch.c), test data
+ *   traverse.c  the attempt's NAT traversal plan (lib/natplan.c): range
+ *               detection, bubbles, spraying, birthday probing, alignment
  *   settings.c, state.c   configuration; what survives a restart
  *
  * Everything runs on one libevent loop; callbacks never block.
@@ -119,12 +121,22 @@ int agent_exit_for_mailbox(int status);
 agent_link *agent_link_new(agent *a, const mp_pubid *peer, int initiator,
                            const uint8_t conn_id[MP_PUNCH_CONN_ID_LEN],
                            const uint8_t secret[MP_PUNCH_SECRET_LEN]);
+/* Where the link's own signals (RANGE) go: through a host, or direct. */
+void agent_link_set_route(agent_link *l, const char *via_host, const char *direct_addr);
 void agent_link_add_candidates(agent_link *l, const mp_endpoints *ep);
+/* The peer's fresh endpoints and NAT (OFFER or ANSWER): starts the plan. */
+void agent_link_start_plan(agent_link *l, const mp_endpoints *peer);
+struct mp_range;
+void agent_link_on_range(agent_link *l, const struct mp_range *r);
 int agent_link_send_data(agent_link *l, const uint8_t *data, size_t len);
 const mp_pubid *agent_link_peer(const agent_link *l);
 const mp_candidate *agent_link_path(const agent_link *l);
 int agent_link_established(const agent_link *l);
+/* The socket the path was found on (the transport sends there). */
+int agent_link_path_fd(const agent_link *l);
+void agent_link_stats(const agent_link *l, unsigned long *packets, long *ms_to_path, const char **plan);
 void agent_link_free(agent_link *l);
+agent_link *agent_link_by_conn_id(agent *a, const uint8_t conn_id[MP_PUNCH_CONN_ID_LEN]);
 /* Routes a datagram to its link; 1 if consumed. */
 int agent_link_input(agent *a, const uint8_t *pkt, size_t len, const mp_candidate *from);
 

@@ -30,10 +30,12 @@
 #include "agent.h"
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
+#include "mailpunch/natplan.h"
 #include "mailpunch/peers.h"
 
 #define OFFER 1
 #define ANSWER 2
+#define RANGE 3       /* NAT measurements (agent/traverse.c) */
 #define HELLO_EVERY_MS 1000
 
 /* What connect, listen and invite keep between events. */
@@ -196,6 +198,15 @@ say_event(agent *a, const char *event, agent_link *l, const char *text)
 	if (a->json) {
 		printf("{\"event\":\"%s\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\",\"path\":\"%s\"",
 		       event, ms_since_start(), epoch_ms(), uid, path);
+		if (!text) {
+			unsigned long packets;
+			long punch_ms;
+			const char *plan;
+
+			agent_link_stats(l, &packets, &punch_ms, &plan);
+			printf(",\"packets\":%lu,\"punch_ms\":%ld,\"plan\":", packets, punch_ms);
+			json_str(plan);
+		}
 		if (text) {
 			printf(",\"message\":");
 			json_str(text);
@@ -448,6 +459,7 @@ start_attempt(agent *a, const mp_pubid *peer, const mp_endpoints *ep, const char
 		agent_finish(a, AGENT_EXIT_FAILURE);
 		return;
 	}
+	agent_link_set_route(f->link, f->via_host, direct_to);
 	mp_pubid_uid(peer, &f->link_uid);
 	uid_of(peer, uid);
 	agent_say(a, "connecting to %s", uid);
@@ -550,6 +562,21 @@ on_signal(agent *a, const mp_msg *sig, const char *from_addr, int direct)
 	size_t n;
 
 	uid_of(&sig->sender, uid);
+	if (sig->u.signal.kind == RANGE) {
+		/* the peer's NAT measurements for an attempt under way */
+		mp_range r;
+
+		if (sig->u.signal.payload_len < MP_PUNCH_CONN_ID_LEN ||
+		    mp_range_decode(sig->u.signal.payload + MP_PUNCH_CONN_ID_LEN,
+		                    sig->u.signal.payload_len - MP_PUNCH_CONN_ID_LEN, &r) != MP_OK) {
+			mp_log(MP_LOG_NOTICE, "range signal from %s: malformed payload", uid);
+			return;
+		}
+		if ((l = agent_link_by_conn_id(a, sig->u.signal.payload)) &&
+		    memcmp(agent_link_peer(l), &sig->sender, sizeof sig->sender) == 0)
+			agent_link_on_range(l, &r);
+		return;
+	}
 	if (parse_payload(sig, &conn_id, &secret, reply_addr) != MP_OK) {
 		mp_log(MP_LOG_NOTICE, "signal from %s: malformed payload", uid);
 		return;
@@ -557,7 +584,7 @@ on_signal(agent *a, const mp_msg *sig, const char *from_addr, int direct)
 	if (sig->u.signal.kind == ANSWER) {
 		/* the peer's fresh endpoints for our attempt */
 		if (f->link && memcmp(agent_link_peer(f->link), &sig->sender, sizeof sig->sender) == 0)
-			agent_link_add_candidates(f->link, &sig->u.signal.ep);
+			agent_link_start_plan(f->link, &sig->u.signal.ep);
 		return;
 	}
 	if (sig->u.signal.kind != OFFER || strcmp(f->command, "listen") != 0)
@@ -575,7 +602,8 @@ on_signal(agent *a, const mp_msg *sig, const char *from_addr, int direct)
 	fflush(stdout);
 	if (!(l = agent_link_new(a, &sig->sender, 0, conn_id, secret)))
 		return;
-	agent_link_add_candidates(l, &sig->u.signal.ep);
+	agent_link_set_route(l, direct ? NULL : from_addr, direct ? (reply_addr[0] ? reply_addr : from_addr) : NULL);
+	agent_link_start_plan(l, &sig->u.signal.ep);
 	/* answer with our endpoints by the same way it came */
 	n = signal_payload(payload, conn_id, NULL, NULL);
 	agent_send_signal(a, &sig->sender, from_addr, direct ? (reply_addr[0] ? reply_addr : from_addr) : NULL,
