@@ -49,6 +49,7 @@ static const mp_cfg_option options[] = {
 	OPT("SubjectMarker", MP_CFG_STRING, subject_marker, 0, 0, "[mailpunch]", 0),
 	OPT("ReplyTimeout", MP_CFG_DURATION, reply_timeout, 1, 3600, "120s", 0),
 	OPT("PunchTimeout", MP_CFG_DURATION, punch_timeout, 1, 600, "20s", 0),
+	OPT("PortPrediction", MP_CFG_BOOL, port_prediction, 0, 0, "yes", 0),
 	OPT("PunchRate", MP_CFG_INT, punch_rate, 10, 10000, "400", 0),
 	OPT("BirthdaySockets", MP_CFG_INT, birthday_sockets, 8, 300, "256", 0),
 	OPT("ReregisterInterval", MP_CFG_DURATION, reregister, 60, 86400, "1h", 0),

@@ -136,6 +136,10 @@ traverse_start(agent_link *l)
 	mp_natplan_make(&l->a->ep.nat, &l->peer_nat, l->initiator, &l->plan);
 	mp_log(MP_LOG_INFO, "traversal: we are %s, the peer %s: %s", mp_nat_class_name(&l->a->ep.nat),
 	       mp_nat_class_name(&l->peer_nat), l->plan.why);
+	if (!l->a->cfg->port_prediction && l->plan.roles) {
+		l->plan.roles = 0;
+		l->plan.why = "port prediction off (PortPrediction no): direct probes";
+	}
 	if (!l->plan.roles)
 		return;
 	if (!l->have_peer_ip || !(l->have_stun = stun_server_of(l))) {
@@ -154,6 +158,16 @@ traverse_start(agent_link *l)
 				mp_range r = { .mode = MP_RANGE_RANDOM, .base = MP_SPRAY_MIN_PORT, .end = 65535,
 				               .nsock = (uint16_t)l->a->cfg->birthday_sockets };
 
+				send_range(l, &r);
+			}
+		} else if (l->a->ep.nat.allocation == MP_ALLOC_PRESERVING) {
+			/* the new mapping keeps the socket's own port number */
+			if ((s = link_sock_open(l, SOCK_ASSIGN)) >= 0) {
+				uint16_t p = l->socks[s]->local_port;
+				mp_range r = { .mode = MP_RANGE_SPAN, .delta = 1, .base = (uint16_t)(p - 1),
+				               .end = (uint16_t)(p + 1) };
+
+				link_send_from(l, s, &l->peer_srflx, mp_punch_probe);
 				send_range(l, &r);
 			}
 		} else {
