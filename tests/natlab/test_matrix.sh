@@ -90,6 +90,8 @@ RendezvousAddress   rdv@lab.example
 HostKey             $dir/host.key
 Table               $table
 ControlSocket       $dir/control.sock
+ReplyRateLimit      0
+ClientRateLimit     0
 LogDestination      $dir/milter.log
 LogLevel            info
 SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
