@@ -855,6 +855,8 @@ main(int argc, char **argv)
 		f.want = argv[optind++];
 	else if (!strcmp(cmd, "invite") && optind < argc)
 		f.invite_to = argv[optind++];
+	else if (!strcmp(cmd, "nat") && optind < argc && !strcmp(argv[optind], "--json"))
+		a.json = optind++ > 0;  /* `nat --json`, as people write it */
 	if (optind != argc || (!strcmp(cmd, "invite") && !f.invite_to)) {
 		usage(stderr);
 		return AGENT_EXIT_USAGE;

@@ -16,9 +16,15 @@
 #    nftables NAT, a client namespace 10.77.0.2 behind it running the
 #    agent.  `masquerade` must come out as endpoint-independent mapping,
 #    address-and-port-dependent filtering, port-preserving allocation,
-#    public address 198.18.1.1 (a port-restricted cone); `snat ...
-#    fully-random` as address-and-port-dependent mapping and random
-#    allocation (symmetric).  Everything is removed in a trap.
+#    public address 198.18.1.1 (a port-restricted cone); masquerade
+#    with every unsolicited datagram passed to the client (a "DMZ host")
+#    as endpoint-independent filtering (full cone); masquerade with
+#    datagrams passed only from addresses the inside port has sent to
+#    (an nft dynamic set) as address-dependent filtering (restricted
+#    cone); `snat ... fully-random` as address-and-port-dependent
+#    mapping and random allocation (symmetric).  Sequential allocation
+#    has no kernel NAT to show it: lib/natclass.c's unit tests cover it.
+#    Everything is removed in a trap.
 #
 # Environment: AGENT (default ./mailpunch-agent), TURNSERVER (default
 # turnserver on PATH).  Prints ok/not ok lines and "N passed, N failed";
@@ -104,7 +110,8 @@ conf() {
 	} >"$tmp/$name.conf"
 }
 
-# nat [PREFIX...] -- CONF [--json]: runs the agent's nat command
+# run_nat [PREFIX...] -- CONF [--json]: runs the agent's nat command
+# (`-c CONF [--json] nat`; with ARGS starting with "nat", `-c CONF ARGS`)
 run_nat() {
 	local prefix=()
 	while [ "$1" != "--" ]; do prefix+=("$1"); shift; done
@@ -112,7 +119,9 @@ run_nat() {
 	local c=$1
 	shift
 	local t0=$(date +%s%N)
-	timeout 20 "${prefix[@]}" "$AGENT" -c "$tmp/$c.conf" "$@" nat >"$tmp/out" 2>"$tmp/err"
+	local args=("$@" nat)
+	[ "${1:-}" = nat ] && args=("$@")
+	timeout 20 "${prefix[@]}" "$AGENT" -c "$tmp/$c.conf" "${args[@]}" >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	took=$((($(date +%s%N) - t0) / 1000000))
 	if grep -q 'Sanitizer' "$tmp/err"; then
@@ -252,7 +261,8 @@ lab_up() {
 	return 0
 }
 
-# nat_rule RULE: the router's only NAT rule, e.g. "masquerade"
+# nat_rule RULE [INBOUND]: the router's NAT rule, e.g. "masquerade", and
+# optionally one for what arrives from outside without a mapping
 nat_rule() {
 	ip netns exec "$ns-rtr" nft -f - <<NFT
 flush ruleset
@@ -260,6 +270,10 @@ table ip mpdnat {
 	chain post {
 		type nat hook postrouting priority srcnat; policy accept;
 		oifname "wan" $1
+	}
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		${2:-}
 	}
 }
 NFT
@@ -287,7 +301,50 @@ if [ "$lab_ok" -eq 1 ]; then
 		check "masquerade: a port-restricted cone" has nat_type "port-restricted cone"
 		check "masquerade: bounded time (${took} ms)" test "$took" -lt 3000
 
-		sleep 3         # the masquerade mappings expire
+		# masquerade, and every unsolicited datagram passed to the client
+		# on the same port (a "DMZ host"): endpoint-independent filtering
+		sleep 2.5       # the masquerade mappings expire
+		nat_rule masquerade 'iifname "wan" udp dport 1024-65535 dnat to 10.77.0.2'
+		run_nat ip netns exec "$ns-cli" -- lab nat --json
+		check "masquerade + DMZ: endpoint-independent mapping and filtering" \
+			eval 'test "$rc" -eq 0 && has mapping endpoint-independent && has filtering endpoint-independent'
+		check "masquerade + DMZ: the CHANGE-REQUEST answers came through, a full cone" \
+			eval 'has change_ip_port answered && has nat_type "full cone"'
+
+		# masquerade, and unsolicited datagrams passed on only from an
+		# address the client's port has sent to: address-dependent
+		# filtering (the set is keyed by the inside port, which
+		# masquerade keeps here)
+		sleep 2.5
+		ip netns exec "$ns-rtr" nft -f - <<NFT
+flush ruleset
+table ip mpdnat {
+	set seen {
+		type ipv4_addr . inet_service
+		flags dynamic,timeout
+		timeout 30s
+	}
+	chain remember {
+		type filter hook forward priority filter; policy accept;
+		oifname "wan" meta l4proto udp update @seen { ip daddr . udp sport }
+	}
+	chain post {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "wan" masquerade
+	}
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		iifname "wan" ip saddr . udp dport @seen dnat to 10.77.0.2
+	}
+}
+NFT
+		run_nat ip netns exec "$ns-cli" -- lab --json
+		check "masquerade + per-address pass: endpoint-independent mapping, address-dependent filtering" \
+			eval 'test "$rc" -eq 0 && has mapping endpoint-independent && has filtering address-dependent'
+		check "masquerade + per-address pass: only the port-changed answer came, a restricted cone" \
+			eval 'has change_ip_port "no answer" && has change_port answered && has nat_type "restricted cone"'
+
+		sleep 2.5
 		nat_rule "snat to 198.18.1.1 fully-random"
 		run_nat ip netns exec "$ns-cli" -- lab --json
 		check "fully-random: nat exits 0, public address 198.18.1.1" \
