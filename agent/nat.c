@@ -156,6 +156,8 @@ print_json(const agent_nat_report *r)
 	printf(",\"rfc5780\":%s,", r->rfc5780 ? "true" : "false");
 	json_cand("other_address", &r->other, r->rfc5780);
 	printf(",");
+	json_cand("second_server", &r->second, r->two_servers);
+	printf(",");
 	json_cand("public", &r->map[0], r->have_map[0]);
 	printf(",\"local_port\":%u,\"mapping\":\"%s\",\"filtering\":\"%s\",\"allocation\":\"%s\",\"delta\":%d,"
 	       "\"nat_type\":\"%s\",\"tests\":{", r->local_port, mp_nat_dep_name(r->nat.mapping),
@@ -199,6 +201,9 @@ print_people(const agent_nat_report *r)
 	printf("STUN server     %s (%s)", r->server, cand_text(&r->primary, 1, t1, sizeof t1));
 	if (r->rfc5780)
 		printf(", other address %s: RFC 5780\n", cand_text(&r->other, 1, t2, sizeof t2));
+	else if (r->two_servers)
+		printf(", no other address: filtering cannot be tested; mapping compared with %s\n",
+		       cand_text(&r->second, 1, t2, sizeof t2));
 	else
 		printf(", no other address: mapping and filtering cannot be tested\n");
 	printf("public address  %s (local port %u)\n", cand_text(&r->map[0], r->have_map[0], t1, sizeof t1),

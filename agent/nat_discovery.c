@@ -197,8 +197,12 @@ finish(agent_nat_discovery *d)
 				r->map[2] = res[d->idx_iii].srflx;
 			}
 		}
-		r->nat.mapping = (uint8_t)mp_natclass_mapping(&r->map[0], r->have_map[1] ? &r->map[1] : NULL,
-		                                              r->have_map[2] ? &r->map[2] : NULL, locals, nlocals);
+		if (r->rfc5780 || !r->two_servers)
+			r->nat.mapping = (uint8_t)mp_natclass_mapping(&r->map[0], r->have_map[1] ? &r->map[1] : NULL,
+			                                              r->have_map[2] ? &r->map[2] : NULL, locals, nlocals);
+		else
+			r->nat.mapping = (uint8_t)mp_natclass_mapping_two_servers(&r->primary, &r->map[0], &r->second,
+			                                                          &r->map[1], locals, nlocals);
 		if (r->rfc5780) {
 			r->filter_both = filter_answer(&d->filt[0], &r->primary, MP_STUN_CHANGE_IP | MP_STUN_CHANGE_PORT);
 			r->filter_port = filter_answer(&d->filt[1], &r->primary, MP_STUN_CHANGE_PORT);
@@ -320,7 +324,17 @@ round1_done(agent_stun_client *c, void *arg)
 		ends[nends++] = r->other;
 	} else {
 		mp_log(MP_LOG_INFO, "nat: STUN server %s names no other address (no RFC 5780): "
-		       "mapping and filtering not tested", r->server);
+		       "filtering not tested", r->server);
+		/* a second server at another IP stands in for test II */
+		for (i = 0; i < n && !r->two_servers; i++)
+			if (res[i].status == MP_OK && res[i].server_addr.family == 4 &&
+			    memcmp(res[i].server_addr.addr, r->primary.addr, 4) != 0) {
+				r->two_servers = 1;
+				r->second = res[i].server_addr;
+				r->second.kind = 0;
+				r->have_map[1] = 1;
+				r->map[1] = res[i].srflx;
+			}
 	}
 
 	/* From here on, sends happen in this order, back to back. */

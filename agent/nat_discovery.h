@@ -21,9 +21,11 @@
  *      address); then opts.bindings fresh sockets, each to the next
  *      server endpoint (primary and alternate IP x both ports, or the
  *      servers that answered), for the allocation.
- * Without RFC 5780 the mapping and filtering stay unknown (or mapping
- * "no NAT" when test I shows our own address) and the allocation is
- * still measured.  The whole run takes test I's round trip plus at most
+ * Without RFC 5780 the filtering stays unknown; the mapping too, unless
+ * test I shows our own address ("no NAT") or a second server at another
+ * IP answered test I as well: its mapping stands in for test II (lib/
+ * natclass.c: equal is endpoint-independent, else reported as
+ * address-and-port-dependent).  The allocation is measured either way.  The whole run takes test I's round trip plus at most
  * opts.timeout_ms: a filtered test is only known by its silence.
  *
  * Interface: agent_nat_discovery_new() on an event base;
@@ -74,6 +76,8 @@ typedef struct agent_nat_report {
 	mp_candidate other;
 	int have_map[3];                /* mapping tests I, II, III answered */
 	mp_candidate map[3];            /* ... and what they mapped to */
+	int two_servers;                /* no RFC 5780: test II was to second */
+	mp_candidate second;            /* ... this server, at another IP */
 	uint16_t local_port;            /* test I socket's port */
 	int filter_both, filter_port;   /* MP_NATCLASS_ANSWERED / NO_ANSWER / BROKEN */
 	size_t nbindings;

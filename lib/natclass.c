@@ -147,6 +147,21 @@ mp_natclass_mapping(const mp_candidate *x1, const mp_candidate *x2, const mp_can
 }
 
 int
+mp_natclass_mapping_two_servers(const mp_candidate *server1, const mp_candidate *x1, const mp_candidate *server2,
+                                const mp_candidate *x2, const mp_candidate *locals, size_t nlocals)
+{
+	int m;
+
+	if (!x1 || !server1)
+		return MP_NAT_UNKNOWN;
+	if ((m = mp_natclass_mapping(x1, NULL, NULL, locals, nlocals)) == MP_NAT_NONE)
+		return m;
+	if (!x2 || !server2 || server1->family != server2->family || same_addr(server1, server2))
+		return MP_NAT_UNKNOWN;
+	return same_endpoint(x1, x2) ? MP_NAT_INDEPENDENT : MP_NAT_ADDR_PORT_DEP;
+}
+
+int
 mp_natclass_filtering(int rfc5780, int change_both, int change_port, int mapping)
 {
 	if (!rfc5780 || change_both == MP_NATCLASS_BROKEN)

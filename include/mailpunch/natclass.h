@@ -36,7 +36,8 @@
  * addresses of test I (primary address), II (alternate address, primary
  * port) and III (alternate address and port), all from one socket; a
  * test I mapping equal to one of the socket's local endpoints means no
- * NAT.  §4.4 filtering: mp_natclass_filtering() from whether answers to
+ * NAT; without RFC 5780 two servers at different addresses stand in for
+ * tests I and II (mp_natclass_mapping_two_servers()).  §4.4 filtering: mp_natclass_filtering() from whether answers to
  * CHANGE-REQUEST (IP and port; port only) arrived on fresh sockets;
  * mp_natclass_change_honoured() checks that such an answer really came
  * from where the request asked (a server that ignores CHANGE-REQUEST
@@ -91,6 +92,20 @@ unsigned mp_natclass_gcd(int a, int b);
  */
 int mp_natclass_mapping(const mp_candidate *x1, const mp_candidate *x2, const mp_candidate *x3,
                         const mp_candidate *locals, size_t nlocals);
+
+/*
+ * Without RFC 5780: test I's socket asked two servers at different IP
+ * addresses (x1, x2: the mappings they saw).  The same mapping means
+ * endpoint-independent; different ones show a dependent mapping but not
+ * which kind, so the stricter, address-and-port-dependent, is reported
+ * (a peer then predicts rather than trusts the mapping).  NONE as above;
+ * UNKNOWN without both, or when the servers share an IP address (a
+ * port change alone cannot tell endpoint-independent from
+ * address-dependent).
+ */
+int mp_natclass_mapping_two_servers(const mp_candidate *server1, const mp_candidate *x1,
+                                    const mp_candidate *server2, const mp_candidate *x2,
+                                    const mp_candidate *locals, size_t nlocals);
 
 /* Answers to the filtering tests: */
 #define MP_NATCLASS_NO_ANSWER 0         /* timed out: filtered */

@@ -22,9 +22,11 @@
 #    datagrams passed only from addresses the inside port has sent to
 #    (an nft dynamic set) as address-dependent filtering (restricted
 #    cone); `snat ... fully-random` as address-and-port-dependent
-#    mapping and random allocation (symmetric).  Sequential allocation
-#    has no kernel NAT to show it: lib/natclass.c's unit tests cover it.
-#    Everything is removed in a trap.
+#    mapping and random allocation (symmetric).
+#    Two coturns on one address each (no RFC 5780) must still tell the
+#    mapping apart (test I to both), with the filtering unknown.
+#    Sequential allocation has no kernel NAT to show it: lib/natclass.c's
+#    unit tests cover it.  Everything is removed in a trap.
 #
 # Environment: AGENT (default ./mailpunch-agent), TURNSERVER (default
 # turnserver on PATH).  Prints ok/not ok lines and "N passed, N failed";
@@ -289,6 +291,12 @@ if [ "$lab_ok" -eq 1 ]; then
 	else
 		ok "lab: coturn on 198.18.1.2:$P and 198.18.1.3:$P, client 10.77.0.2 behind 198.18.1.1"
 		conf lab "198.18.1.2:$P"
+		# two plain servers, one per address (no RFC 5780)
+		plain=()
+		if start_coturn pa ip netns exec "$ns-pub" -- 198.18.1.2; then plain+=("198.18.1.2:$P"); fi
+		if start_coturn pb ip netns exec "$ns-pub" -- 198.18.1.3; then plain+=("198.18.1.3:$P"); fi
+		conf plain "${plain[@]}"
+		check "lab: two more coturns on one address each" test "${#plain[@]}" -eq 2
 
 		run_nat ip netns exec "$ns-cli" -- lab --json
 		check "masquerade: nat exits 0, RFC 5780 server" \
@@ -300,6 +308,10 @@ if [ "$lab_ok" -eq 1 ]; then
 		check "masquerade: port-preserving allocation" has allocation port-preserving
 		check "masquerade: a port-restricted cone" has nat_type "port-restricted cone"
 		check "masquerade: bounded time (${took} ms)" test "$took" -lt 3000
+		run_nat ip netns exec "$ns-cli" -- plain --json
+		check "masquerade, two plain servers: mapping endpoint-independent, filtering unknown" \
+			eval 'test "$rc" -eq 0 && grep -q "\"rfc5780\":false" "$tmp/out" && has second_server "${plain[1]:-x}" \
+			&& has mapping endpoint-independent && has filtering unknown && has allocation port-preserving'
 
 		# masquerade, and every unsolicited datagram passed to the client
 		# on the same port (a "DMZ host"): endpoint-independent filtering
@@ -354,6 +366,9 @@ NFT
 		check "fully-random: external ports differ from the local ones" \
 			test "$(grep -o '"local":[0-9]*,"external":[0-9]*' "$tmp/out" | awk -F'[:,]' '$2 != $4' | wc -l)" -ge 5
 		check "fully-random: symmetric" has nat_type symmetric
+		run_nat ip netns exec "$ns-cli" -- plain --json
+		check "fully-random, two plain servers: a dependent mapping, random allocation" \
+			eval 'test "$rc" -eq 0 && has mapping address-and-port-dependent && has allocation random'
 		run_nat ip netns exec "$ns-cli" -- lab
 		check "fully-random, for people: symmetric, random" \
 			eval 'test "$rc" -eq 0 && grep -q "^NAT type *symmetric" "$tmp/out" && grep -q "^allocation *random" "$tmp/out"'

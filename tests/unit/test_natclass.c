@@ -7,8 +7,8 @@
  * answer in the middle, the pool wrapping around (forwards and
  * backwards), port overloading (all differences 0), random ports (wide,
  * irregular, mixed directions), too few answers, noise that must not look
- * like a sequence.  RFC 5780 mapping (no NAT, EI, AD, APD, missing tests)
- * and filtering decisions, the CHANGE-REQUEST source check, the classic
+ * like a sequence.  RFC 5780 mapping (no NAT, EI, AD, APD, missing tests),
+ * the two-server stand-in without RFC 5780, filtering decisions, the CHANGE-REQUEST source check, the classic
  * names.
  */
 #include "testutil.h"
@@ -398,6 +398,22 @@ START_TEST(mapping_ipv6)
 }
 END_TEST
 
+START_TEST(mapping_two_servers)
+{
+	mp_candidate locals[1] = { cand("10.0.0.2:40000") };
+	mp_candidate s1 = cand("198.18.0.1:3478"), s2 = cand("198.18.0.9:19302"), s1b = cand("198.18.0.1:3479");
+	mp_candidate pub = cand("198.18.5.5:40000"), pub2 = cand("198.18.5.5:40007"), mine = cand("10.0.0.2:40000");
+
+	ck_assert_int_eq(mp_natclass_mapping_two_servers(&s1, &pub, &s2, &pub, locals, 1), MP_NAT_INDEPENDENT);
+	ck_assert_int_eq(mp_natclass_mapping_two_servers(&s1, &pub, &s2, &pub2, locals, 1), MP_NAT_ADDR_PORT_DEP);
+	ck_assert_int_eq(mp_natclass_mapping_two_servers(&s1, &mine, NULL, NULL, locals, 1), MP_NAT_NONE);
+	ck_assert_int_eq(mp_natclass_mapping_two_servers(&s1, &pub, NULL, NULL, locals, 1), MP_NAT_UNKNOWN);
+	/* one server address, two ports: cannot rule out address dependence */
+	ck_assert_int_eq(mp_natclass_mapping_two_servers(&s1, &pub, &s1b, &pub, locals, 1), MP_NAT_UNKNOWN);
+	ck_assert_int_eq(mp_natclass_mapping_two_servers(NULL, &pub, &s2, &pub, locals, 1), MP_NAT_UNKNOWN);
+}
+END_TEST
+
 START_TEST(filtering_decisions)
 {
 	const int A = MP_NATCLASS_ANSWERED, Z = MP_NATCLASS_NO_ANSWER, B = MP_NATCLASS_BROKEN;
@@ -497,6 +513,7 @@ natclass_suite(void)
 	suite_add_tcase(s, tc);
 	tcase_add_test(t5780, mapping_decisions);
 	tcase_add_test(t5780, mapping_ipv6);
+	tcase_add_test(t5780, mapping_two_servers);
 	tcase_add_test(t5780, filtering_decisions);
 	tcase_add_test(t5780, change_honoured);
 	tcase_add_test(t5780, classic_names);
