@@ -4,6 +4,8 @@
  *   main.c      command line, the commands' flows, output, exit codes
  *   udp.c       the one UDP socket: endpoints (interfaces + STUN),
  *               datagram dispatch to STUN or to a link
+ *   nat.c       NAT behaviour discovery (nat_discovery.c) for the
+ *               `nat` command and beside the endpoint gathering
  *   outbox.c    mails the agent sends: REQUEST, RELAY(SIGNAL), notice,
  *               direct SIGNAL; sealed, composed, submitted over SMTP
  *   inbox.c     mails the agent receives: REPLY and SIGNAL, checked
@@ -81,6 +83,13 @@ struct agent {
 	mp_endpoints ep;
 	void (*on_endpoints)(agent *a);
 
+	/* nat.c: the NAT's behaviour, measured once per command on sockets
+	 * of its own and carried in every ep gathered after */
+	struct agent_nat_discovery *natd;
+	mp_nat nat;
+	int nat_waiting, ep_waiting;
+	void (*on_ready)(agent *a);
+
 	/* inbox.c */
 	agent_mailbox *mailbox;
 
@@ -99,6 +108,14 @@ int agent_udp_open(agent *a, char *err, size_t errlen);
 int agent_endpoints_gather(agent *a, void (*done)(agent *a));
 void agent_udp_close(agent *a);
 int agent_udp_send(agent *a, const mp_candidate *to, const uint8_t *buf, size_t len);
+
+/* nat.c: agent_endpoints_gather() and, with STUN servers, the NAT
+ * discovery beside it; done runs once both are over.  agent_nat_stop()
+ * cancels a discovery still running.  agent_cmd_nat() is the `nat`
+ * command: it returns the exit code. */
+int agent_gather_with_nat(agent *a, void (*done)(agent *a));
+void agent_nat_stop(agent *a);
+int agent_cmd_nat(agent *a);
 
 /* outbox.c: every send reports back once through cb (status: an
  * agent_smtp_status, 0 = queued by the submission server). */

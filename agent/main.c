@@ -8,6 +8,7 @@
  *     listen             stay registered and accept connections (standby)
  *     invite ADDRESS     direct mode: signal a friend by mail, no host
  *     status             identity, hosts, known peers, pending requests
+ *     nat                how the NAT in front behaves (STUN, RFC 5780)
  *
  * Output is for people by default; with --json every event is one JSON
  * object on its own line.  Exit codes: see enum agent_exit (agent.h)
@@ -175,6 +176,9 @@ print_peers(agent *a, const mp_msg *reply, const char *host)
 			printf(",\"age\":%u,\"failed\":%s,\"candidates\":", p->age,
 			       p->flags & MP_PEER_FAILED ? "true" : "false");
 			json_str(cands);
+			printf(",\"nat\":{\"mapping\":\"%s\",\"filtering\":\"%s\",\"allocation\":\"%s\",\"delta\":%d}",
+			       mp_nat_dep_name(p->ep.nat.mapping), mp_nat_dep_name(p->ep.nat.filtering),
+			       mp_nat_alloc_name(p->ep.nat.allocation), p->ep.nat.delta);
 			printf("}");
 		} else {
 			printf("  %s  %-16s  %5us ago  %s  %s\n", uid, p->name[0] ? p->name : "-", p->age,
@@ -791,7 +795,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: %s [-c FILE] [--json] COMMAND [ARG]\n"
-	            "commands: id, register, connect [PEER], listen, invite ADDRESS, status\n", progname);
+	            "commands: id, register, connect [PEER], listen, invite ADDRESS, status, nat\n", progname);
 }
 
 static int
@@ -813,7 +817,7 @@ run_flow(agent *a, flow *f)
 	sterm = evsignal_new(a->base, SIGTERM, stop_signal, a);
 	event_add(sint, NULL);
 	event_add(sterm, NULL);
-	if (agent_endpoints_gather(a, gathered) != MP_OK) {
+	if (agent_gather_with_nat(a, gathered) != MP_OK) {
 		fprintf(stderr, "%s: cannot gather endpoints\n", progname);
 		a->exit_code = AGENT_EXIT_FAILURE;
 	} else {
@@ -821,6 +825,7 @@ run_flow(agent *a, flow *f)
 	}
 	while (a->nlinks)
 		agent_link_free(a->links[0]);
+	agent_nat_stop(a);
 	agent_inbox_stop(a);
 	agent_udp_close(a);
 	if (f->hello_timer)
@@ -878,6 +883,8 @@ main(int argc, char **argv)
 		f.want = argv[optind++];
 	else if (!strcmp(cmd, "invite") && optind < argc)
 		f.invite_to = argv[optind++];
+	else if (!strcmp(cmd, "nat") && optind < argc && !strcmp(argv[optind], "--json"))
+		a.json = optind++ > 0;  /* `nat --json`, as people write it */
 	if (optind != argc || (!strcmp(cmd, "invite") && !f.invite_to)) {
 		usage(stderr);
 		return AGENT_EXIT_USAGE;
@@ -889,6 +896,13 @@ main(int argc, char **argv)
 		return AGENT_EXIT_CONFIG;
 	}
 	mp_log_open(a.cfg->log_dest, progname, (mp_log_level)a.cfg->log_level);
+	/* nat needs no identity: it only asks STUN servers */
+	if (!strcmp(cmd, "nat")) {
+		rc = agent_cmd_nat(&a);
+		agent_settings_free(a.cfg);
+		mp_log_close();
+		return rc;
+	}
 	rc = load_identity(&a, !strcmp(cmd, "id"));
 	if (rc == AGENT_EXIT_OK && agent_state_load(a.cfg->state_dir, &a.state, (uint64_t)time(NULL), err,
 	                                            sizeof err) != MP_OK) {
