@@ -27,6 +27,7 @@
 #include "link_priv.h"
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
+#include "mailpunch/natclass.h"
 #include "mailpunch/netif.h"
 
 #define PACE_MS 10
@@ -134,8 +135,8 @@ traverse_start(agent_link *l)
 
 	l->plan_started = 1;
 	mp_natplan_make(&l->a->ep.nat, &l->peer_nat, l->initiator, &l->plan);
-	mp_log(MP_LOG_INFO, "traversal: we are %s, the peer %s: %s", mp_nat_class_name(&l->a->ep.nat),
-	       mp_nat_class_name(&l->peer_nat), l->plan.why);
+	mp_log(MP_LOG_INFO, "traversal: we are %s, the peer %s: %s", mp_natclass_classic_name(&l->a->ep.nat),
+	       mp_natclass_classic_name(&l->peer_nat), l->plan.why);
 	if (!l->a->cfg->port_prediction && l->plan.roles) {
 		l->plan.roles = 0;
 		l->plan.why = "port prediction off (PortPrediction no): direct probes";

@@ -85,23 +85,6 @@ mp_natplan_make(const mp_nat *me, const mp_nat *peer, int initiator, mp_natplan 
 	           "only direct probes, unlikely to work";
 }
 
-const char *
-mp_nat_class_name(const mp_nat *n)
-{
-	if (n->mapping == MP_NAT_NONE)
-		return "open";
-	if (n->mapping == MP_NAT_UNKNOWN)
-		return "unknown";
-	if (n->mapping != MP_NAT_INDEPENDENT)
-		return "symmetric";
-	switch (n->filtering) {
-	case MP_NAT_INDEPENDENT: case MP_NAT_NONE: return "full cone";
-	case MP_NAT_ADDR_DEP: return "restricted cone";
-	case MP_NAT_ADDR_PORT_DEP: return "port-restricted cone";
-	}
-	return "cone";
-}
-
 /* ---------------------------------------------------------------- spraying */
 
 void

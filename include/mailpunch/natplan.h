@@ -65,10 +65,6 @@ typedef struct mp_natplan {
  * NAT); me/peer say which one this side is. */
 void mp_natplan_make(const mp_nat *me, const mp_nat *peer, int initiator, mp_natplan *out);
 
-/* Short class name: "open", "full cone", "restricted cone",
- * "port-restricted cone", "symmetric", "unknown". */
-const char *mp_nat_class_name(const mp_nat *n);
-
 /* ---------------------------------------------------------------- spraying */
 
 typedef struct mp_spray {

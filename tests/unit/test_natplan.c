@@ -78,16 +78,6 @@ START_TEST(both_port_sensitive)
 }
 END_TEST
 
-START_TEST(class_names)
-{
-	ck_assert_str_eq(mp_nat_class_name(&FULL), "full cone");
-	ck_assert_str_eq(mp_nat_class_name(&RESTR), "restricted cone");
-	ck_assert_str_eq(mp_nat_class_name(&PORTR), "port-restricted cone");
-	ck_assert_str_eq(mp_nat_class_name(&SEQ1), "symmetric");
-	ck_assert_str_eq(mp_nat_class_name(&OPEN), "open");
-}
-END_TEST
-
 static size_t
 collect(mp_spray *s, uint16_t *out, size_t max)
 {
@@ -243,7 +233,6 @@ natplan_suite(void)
 	tcase_add_test(tc, symmetric_reports_to_port_restricted);
 	tcase_add_test(tc, address_sensitive_against_port_sensitive);
 	tcase_add_test(tc, both_port_sensitive);
-	tcase_add_test(tc, class_names);
 	tcase_add_test(tc, spray_delta_then_divisors);
 	tcase_add_test(tc, spray_downwards_skips_well_known_and_caps);
 	tcase_add_test(tc, spray_random_is_a_permutation);
