@@ -38,6 +38,10 @@
 #                   source port kept when free, APD filtering)
 #   kernel-random   nftables masquerade fully-random (a random port per
 #                   flow: APD mapping, APD filtering)
+#   Both drop UDP from the WAN to the router itself silently, like home
+#   routers (no ICMP port unreachable).  Conntrack quirk, real and kept: an
+#   unsolicited inbound packet from R:r to WAN:p leaves a conntrack entry,
+#   so a later LAN flow from port p toward R:r gets another external port.
 #   emu OPTIONS...  natemu with exactly these options (see natemu.c)
 # natemu types take the mapping timeout from NATLAB_TIMEOUT (30 s) and the
 # background port consumption from NATLAB_CONSUME (0 per second); extra
@@ -77,15 +81,17 @@ natlab_probe() {
 }
 
 # natlab_echo_up: udpprobe servers in pub on NL_STUN1 and NL_STUN2, ports
-# NL_ECHO_PORT1 (7000) and NL_ECHO_PORT2 (7001) each; waits until ready.
+# NL_ECHO_PORT1 (7000), NL_ECHO_PORT2 (7001) and NL_ECHO_PORT3 (7002)
+# each; waits until they are ready.
 natlab_echo_up() {
 	local i
 	NL_ECHO_PORT1=7000
 	NL_ECHO_PORT2=7001
-	export NL_ECHO_PORT1 NL_ECHO_PORT2
+	NL_ECHO_PORT3=7002
+	export NL_ECHO_PORT1 NL_ECHO_PORT2 NL_ECHO_PORT3
 	natlab_spawn "$NL_PUB" echo python3 "$NATLAB_SRC/udpprobe.py" serve \
-		"$NL_STUN1:$NL_ECHO_PORT1" "$NL_STUN1:$NL_ECHO_PORT2" \
-		"$NL_STUN2:$NL_ECHO_PORT1" "$NL_STUN2:$NL_ECHO_PORT2" >/dev/null
+		"$NL_STUN1:$NL_ECHO_PORT1" "$NL_STUN1:$NL_ECHO_PORT2" "$NL_STUN1:$NL_ECHO_PORT3" \
+		"$NL_STUN2:$NL_ECHO_PORT1" "$NL_STUN2:$NL_ECHO_PORT2" "$NL_STUN2:$NL_ECHO_PORT3" >/dev/null
 	for i in $(seq 50); do
 		grep -q '^listening' "$NL_DIR/echo.log" 2>/dev/null && return 0
 		sleep 0.1
@@ -256,6 +262,10 @@ table ip natlab {
 		type filter hook forward priority 0; policy drop;
 		ct state established,related accept
 		iifname "lan" oifname "wan" accept
+	}
+	chain input {
+		type filter hook input priority 0;
+		iifname "wan" meta l4proto udp drop
 	}
 }
 EOF
