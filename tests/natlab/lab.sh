@@ -8,6 +8,7 @@
 #   natlab_nat r2 portsym-seq1 --consume 5
 #   natlab_coturn_up               # STUN (RFC 5780) on NL_STUN1/NL_STUN2
 #   natlab_exec "$NL_A" CMD...     # run a command on host a
+#   natlab_churn "$NL_A2" 10       # a2: 10 new flows a second, background
 #   natlab_down                    # idempotent, safe from a trap
 #
 # Topology (all inside namespaces named ${NATLAB_PREFIX:-mpl}NAME):
@@ -98,6 +99,19 @@ natlab_echo_up() {
 	done
 	echo "natlab: echo servers did not start: $(cat "$NL_DIR/echo.log")" >&2
 	return 1
+}
+
+# natlab_churn NS RATE [DEST]: a background LAN host: NS opens RATE new
+# flows a second (new source port each) to DEST (NL_STUN1:NL_ECHO_PORT1),
+# consuming real NAT mappings.  Prints the pid (natlab_down kills it).
+natlab_churn() {
+	local ns=$1 rate=$2 dest=${3:-$NL_STUN1:${NL_ECHO_PORT1:-7000}} pid i
+	pid=$(natlab_spawn "$ns" "churn.$ns" python3 "$NATLAB_SRC/udpprobe.py" churn "$rate" "$dest")
+	for i in $(seq 50); do
+		grep -q '^churning' "$NL_DIR/churn.$ns.log" 2>/dev/null && break
+		sleep 0.1
+	done
+	echo "$pid"
 }
 
 _natlab_names() {
@@ -276,12 +290,28 @@ natlab_nat() {
 	local ns wan lan_net other r=$1 type=$2
 	_natlab_router "$r" || return 1
 	shift 2
+	case $type in
+	none | kernel-masq | kernel-random)
+		if [ $# -gt 0 ]; then
+			echo "natlab: NAT type $type takes no natemu options ($*)" >&2
+			return 1
+		fi
+		;;
+	fullcone | restricted | portrestricted | addrsym | portsym-seq1 | portsym-seq2 | \
+		portsym-random | emu) ;;
+	*)
+		echo "natlab: unknown NAT type '$type'" >&2
+		return 1
+		;;
+	esac
 	# undo whatever was there: emulator, rules, forwarding, routes, conntrack
 	_natlab_kill "$NL_DIR/$r.natemu.pid"
 	ip netns exec "$ns" nft flush ruleset
 	_natlab_sysctl "$ns" net.ipv4.ip_forward=0
 	ip -n "$NL_PUB" route del "$lan_net" 2>/dev/null
 	ip -n "$other" route del "$lan_net" 2>/dev/null
+	# the kernel types' flows must not outlive them (conntrack from the
+	# "conntrack" package; without it old entries stay until they time out)
 	ip netns exec "$ns" sh -c 'command -v conntrack >/dev/null && conntrack -F' >/dev/null 2>&1
 	case $type in
 	none)
@@ -299,10 +329,6 @@ natlab_nat() {
 	emu) _natlab_emu "$r" "$@" ;;
 	kernel-masq) _natlab_kernel_nat "$r" "masquerade" ;;
 	kernel-random) _natlab_kernel_nat "$r" "masquerade fully-random" ;;
-	*)
-		echo "natlab: unknown NAT type '$type'" >&2
-		return 1
-		;;
 	esac
 }
 

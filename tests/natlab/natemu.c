@@ -474,7 +474,7 @@ expire(struct nat *n, uint64_t now)
 	while (i < n->nlist) {
 		struct mapping *m = n->list[i];
 
-		if (now - m->last_ms < (uint64_t)n->timeout_s * 1000u) {
+		if (m->last_ms >= now || now - m->last_ms < (uint64_t)n->timeout_s * 1000u) {
 			i++;
 			continue;
 		}

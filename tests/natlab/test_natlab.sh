@@ -9,7 +9,8 @@
 #                or from another address, get in after a sent to S1:P1?
 #   allocation - preserved port / +1 / +2 / random
 # for every natemu type and both kernel types; then the mapping timeout
-# (refresh and expiry), background port consumption, preserved ports of
+# (refresh and expiry), background port consumption (natemu's phantoms
+# and a real churning neighbour), wrong natlab_nat calls, preserved ports of
 # two hosts, unsolicited inbound through a full cone, hairpinning, the
 # second NAT, "none", coturn's RFC 5780 CHANGE-REQUEST through the NATs
 # (when STUN_PROBE and turnserver exist), and natlab_down's cleanup.
@@ -49,6 +50,7 @@ fail=0
 trap natlab_down EXIT
 ok() { pass=$((pass + 1)); echo "ok - $*"; }
 not_ok() { fail=$((fail + 1)); echo "not ok - $*"; }
+not() { ! "$@" 2>/dev/null; }
 check() { # NAME CMD...: a test that passes when CMD does
 	local name=$1
 	shift
@@ -180,25 +182,47 @@ check "fullcone: after the (inbound-refreshed) mapping expired, it does not" \
 
 # ---------------------------------------------------------------- consume
 
+# successive mappings (0.25 s apart) of a; prints the external ports
+successive_ports() {
+	probe "$NL_A" --bind "$NL_A_ADDR:$1" "ask=$S1:$P1" sleep=0.25 "ask=$S1:$P2" sleep=0.25 \
+		"ask=$S2:$P1" sleep=0.25 "ask=$S2:$P2"
+	awk '$1 == "seen" {print $3}' "$out" | sed 's/.*://' | tr '\n' ' '
+}
+# all_gaps LO HI PORTS...: 4 ports, each step (mod 65536) within [LO, HI]
+all_gaps() {
+	local lo=$1 hi=$2 prev= p d n=0
+	shift 2
+	for p in "$@"; do
+		n=$((n + 1))
+		if [ -n "$prev" ]; then
+			d=$(((p - prev + 65536) % 65536))
+			[ "$d" -ge "$lo" ] && [ "$d" -le "$hi" ] || return 1
+		fi
+		prev=$p
+	done
+	[ "$n" = 4 ]
+}
+
 natlab_nat r1 portsym-seq1 --consume 20
-probe "$NL_A" --bind "$NL_A_ADDR:21200" "ask=$S1:$P1" sleep=0.25 "ask=$S1:$P2" sleep=0.25 \
-	"ask=$S2:$P1" sleep=0.25 "ask=$S2:$P2"
-ports=$(awk '$1 == "seen" {print $3}' "$out" | sed 's/.*://' | tr '\n' ' ')
+ports=$(successive_ports 21200)
 why=$(summary)
-gaps_ok=1
-prev=
-n=0
-for p in $ports; do
-	n=$((n + 1))
-	if [ -n "$prev" ]; then
-		d=$(((p - prev + 65536) % 65536))
-		[ "$d" -ge 2 ] && [ "$d" -le 40 ] || gaps_ok=0
-	fi
-	prev=$p
-done
-check "consume 20/s, seq:1: successive mappings skip ports ($ports)" test "$n" = 4 -a "$gaps_ok" = 1
+# shellcheck disable=SC2086
+check "consume 20/s, seq:1: successive mappings skip ports ($ports)" all_gaps 2 40 $ports
 check "consume: the emulator counted phantom mappings" \
 	grep -qx 'phantoms [1-9][0-9]*' "$NL_DIR/r1.stats"
+
+# a real busy neighbour instead of phantoms: a2 opens 20 flows a second
+natlab_nat r1 portsym-seq1
+churn=$(natlab_churn "$NL_A2" 20)
+sleep 0.3
+ports=$(successive_ports 21250)
+why=$(summary)
+# shellcheck disable=SC2086
+check "a2 churning 20 flows/s, seq:1: a's successive mappings skip ports ($ports)" \
+	all_gaps 2 40 $ports
+kill "$churn" 2>/dev/null
+check "natlab_nat refuses an unknown type" not natlab_nat r1 no-such-type
+check "natlab_nat refuses natemu options for a kernel type" not natlab_nat r1 kernel-masq --timeout 2
 
 # ---------------------------------------------------------------- two hosts, hairpin
 
@@ -272,6 +296,9 @@ else
 fi
 
 # ---------------------------------------------------------------- cleanup
+
+why=$(ip -4 -o addr show | awk '{print $4}' | grep -E '^(198\.1[89]\.|10\.[12]\.0\.)' | tr '\n' ' ')
+check "the root namespace has no lab address" test -z "$why"
 
 pids_before=$(cat "$NL_DIR/pids")
 natlab_down

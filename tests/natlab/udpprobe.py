@@ -26,6 +26,12 @@ Client (run on a LAN host), steps run in order on ONE socket:
   Requests are retransmitted (4 tries within the timeout, default 1000 ms)
   so a lost packet does not read as filtering.
 
+Churn (a busy LAN host in the background):
+    udpprobe.py churn RATE HOST:PORT
+  RATE times a second opens a new socket (a new ephemeral port: a new
+  NAT mapping), sends one "PING" to HOST:PORT and closes it; prints
+  "churning" once started, runs until killed.
+
 Only numeric addresses; the lab never sends outside its namespaces.
 """
 import select
@@ -169,6 +175,21 @@ def client(args):
     return 0
 
 
+def churn(rate, dest):
+    gap = 1.0 / rate
+    print("churning", flush=True)
+    next_at = time.monotonic()
+    while True:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.sendto(b"PING", dest)
+        except OSError:
+            pass
+        s.close()
+        next_at += gap
+        time.sleep(max(0.0, next_at - time.monotonic()))
+
+
 def usage():
     sys.stderr.write(__doc__)
     return 2
@@ -180,6 +201,9 @@ def main(argv):
     try:
         if argv[1] == "serve" and len(argv) > 2:
             serve(argv[2:])
+            return 0
+        if argv[1] == "churn" and len(argv) == 4 and float(argv[2]) > 0:
+            churn(float(argv[2]), endpoint(argv[3]))
             return 0
         if argv[1] == "client":
             return client(argv[2:])
