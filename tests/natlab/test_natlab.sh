@@ -10,7 +10,8 @@
 #   allocation - preserved port / +1 / +2 / random
 # for every natemu type and both kernel types; then the mapping timeout
 # (refresh and expiry), background port consumption (natemu's phantoms
-# and a real churning neighbour), wrong natlab_nat calls, preserved ports of
+# and a real churning neighbour), wrong natlab_nat calls, hole punching
+# between a and b (natemu and kernel port-restricted), preserved ports of
 # two hosts, unsolicited inbound through a full cone, hairpinning, the
 # second NAT, "none", coturn's RFC 5780 CHANGE-REQUEST through the NATs
 # (when STUN_PROBE and turnserver exist), and natlab_down's cleanup.
@@ -240,6 +241,24 @@ probe "$NL_A" --bind "$NL_A_ADDR:21300" "ask=$NL_R1_WAN:$ea2"
 why=$(summary)
 check "hairpin: a reaches a2 at $NL_R1_WAN:$ea2 and a2 sees a's external endpoint" \
 	test "$(seen_addr "$NL_R1_WAN:$ea2")" = "$NL_R1_WAN:$ea"
+
+# ---------------------------------------------------------------- punching
+
+# punch TYPE PORT: both routers TYPE, a and b on PORT (preserved), each
+# sends twice to the other's WAN address and listens: does each hear the other?
+punch() {
+	natlab_nat r1 "$1" && natlab_nat r2 "$1" || return 1
+	natlab_spawn "$NL_B" "punch-b-$1" python3 "$here/udpprobe.py" client --bind "$NL_B_ADDR:$2" \
+		"send=$NL_R1_WAN:$2" sleep=0.6 "send=$NL_R1_WAN:$2" listen=900 >/dev/null
+	sleep 0.3
+	probe "$NL_A" --bind "$NL_A_ADDR:$2" "send=$NL_R2_WAN:$2" sleep=0.6 "send=$NL_R2_WAN:$2" listen=600
+	sleep 0.4
+	why="a: $(summary) b: $(tr '\n' ' ' <"$NL_DIR/punch-b-$1.log")"
+	grep -q "^recv $NL_R2_WAN:$2 PING" "$out" && grep -q "^recv $NL_R1_WAN:$2 PING" "$NL_DIR/punch-b-$1.log"
+}
+check "punching: a and b behind two port-restricted natemu NATs hear each other" punch portrestricted 21700
+check "punching: a and b behind two kernel masquerade NATs hear each other" punch kernel-masq 21710
+natlab_nat r2 none
 
 # ---------------------------------------------------------------- r2, none
 
