@@ -44,6 +44,8 @@
 #   unsolicited inbound packet from R:r to WAN:p leaves a conntrack entry,
 #   so a later LAN flow from port p toward R:r gets another external port.
 #   emu OPTIONS...  natemu with exactly these options (see natemu.c)
+# natemu handles UDP only: with every natemu type, TCP and ICMP from the
+# LAN go through the kernel's masquerade (so mail works from the LANs).
 # natemu types take the mapping timeout from NATLAB_TIMEOUT (30 s) and the
 # background port consumption from NATLAB_CONSUME (0 per second); extra
 # arguments after TYPE are appended to natemu's options (later wins).
@@ -237,14 +239,26 @@ _natlab_emu() { # ROUTER OPTIONS...
 		echo "natlab: no natemu at $NATEMU (set NATEMU)" >&2
 		return 1
 	fi
+	# natemu translates UDP; TCP and ICMP (mail, pings) go through the
+	# kernel's masquerade, so that LAN hosts reach the mail system whatever
+	# the type.  UDP never crosses the kernel's forwarding, and UDP to the
+	# WAN address is dropped silently (no ICMP port unreachable).
+	_natlab_sysctl "$ns" net.ipv4.ip_forward=1
 	ip netns exec "$ns" nft -f - <<EOF || return 1
-table inet natlab {
+table ip natlab {
 	chain input {
 		type filter hook input priority 0;
 		ip daddr $wan meta l4proto udp drop
 	}
 	chain forward {
 		type filter hook forward priority 0; policy drop;
+		meta l4proto udp drop
+		ct state established,related accept
+		iifname "lan" oifname "wan" accept
+	}
+	chain postrouting {
+		type nat hook postrouting priority srcnat;
+		oifname "wan" meta l4proto != udp masquerade
 	}
 }
 EOF

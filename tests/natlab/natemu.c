@@ -27,21 +27,23 @@
  *     --pid-file F             our pid, once listening
  *     -v                       log each new and expired mapping to stderr
  *
- * How: it runs in the router's network namespace with kernel forwarding
- * off.  AF_PACKET sockets (SOCK_DGRAM, ETH_P_IP) on the LAN and WAN
- * interfaces see every IPv4 packet addressed to the router's MAC (only
- * PACKET_HOST: our own output and other hosts' frames are skipped); the
- * kernel drops the same packets itself (no forwarding; lab.sh's nftables
- * rules drop UDP to the WAN address, so no ICMP port unreachable leaks).
+ * How: it runs in the router's network namespace, where the kernel must
+ * not forward UDP itself.  AF_PACKET sockets (SOCK_DGRAM, ETH_P_IP) on
+ * the LAN and WAN interfaces see every IPv4 packet addressed to the
+ * router's MAC (only PACKET_HOST: our own output and other hosts' frames
+ * are skipped), before netfilter; the kernel then drops the UDP ones
+ * itself (lab.sh's nftables rules: no UDP forwarding, UDP to the WAN
+ * address dropped silently, so no ICMP port unreachable leaks).
  * Translated packets leave through one raw socket (IPPROTO_RAW, so
  * IP_HDRINCL): the kernel routes them and resolves ARP.  This is simpler
  * than NFQUEUE (no libnetfilter_queue) and than TUN (no routing tricks),
  * and keeps the LAN and WAN real Ethernet segments.
  *
- * What is translated: UDP over IPv4 only.  Fragments, TCP, ICMP and
- * everything else crossing the router are dropped (and counted);
- * packets addressed to the router itself (its LAN address, pings) are
- * the kernel's business and untouched.  IP and UDP checksums are
+ * What is translated: UDP over IPv4 only.  Fragments and every other
+ * protocol are not touched (counted as "dropped" when they were going
+ * through the router): lab.sh lets the kernel masquerade TCP and ICMP,
+ * so LAN hosts still reach the mail system; packets addressed to the
+ * router itself are the kernel's business.  IP and UDP checksums are
  * recomputed (a zero UDP checksum stays zero), TTL is decremented.
  *
  * Mappings: one external port per mapping, whatever the mapping type

@@ -260,6 +260,18 @@ check "punching: a and b behind two port-restricted natemu NATs hear each other"
 check "punching: a and b behind two kernel masquerade NATs hear each other" punch kernel-masq 21710
 natlab_nat r2 none
 
+# ---------------------------------------------------------------- TCP
+
+natlab_spawn "$NL_PUB" tcpserve python3 "$here/udpprobe.py" tcp-serve "$NL_MAIL_ADDR:2525" >/dev/null
+for _ in $(seq 30); do grep -q listening "$NL_DIR/tcpserve.log" 2>/dev/null && break; sleep 0.1; done
+for t in portsym-random kernel-random; do
+	natlab_nat r1 "$t"
+	probe "$NL_A" "tcp=$NL_MAIL_ADDR:2525"
+	why=$(summary)
+	check "$t: TCP from a reaches the mail address, from $NL_R1_WAN" \
+		test "$(awk '$1 == "tcpseen" {print $3}' "$out" | cut -d: -f1)" = "$NL_R1_WAN"
+done
+
 # ---------------------------------------------------------------- r2, none
 
 natlab_nat r2 portrestricted

@@ -14,6 +14,11 @@ Server (run in the "public" namespace):
   Any other datagram is ignored; every request is logged on stdout as
   "req SRC LINE".
 
+TCP server (is TCP translated too?):
+    udpprobe.py tcp-serve ADDR:PORT
+  Prints "listening"; to every connection writes "SEEN IP:PORT\n" (the
+  peer it saw) and closes it.
+
 Client (run on a LAN host), steps run in order on ONE socket:
     udpprobe.py client [--bind ADDR:PORT] [--timeout MS] STEP...
     ask=HOST:PORT         prints "seen HOST:PORT IP:PORT" or "seen HOST:PORT none"
@@ -22,6 +27,8 @@ Client (run on a LAN host), steps run in order on ONE socket:
     send=HOST:PORT        one datagram "PING", no answer expected
     listen=MS             prints "recv SRC TEXT" for what arrives in MS
     sleep=SEC             waits (fractions allowed)
+    tcp=HOST:PORT         connects (own TCP socket) to a tcp-serve server;
+                          prints "tcpseen HOST:PORT IP:PORT" or "... none"
   First prints "bound IP:PORT".  Exit 0 unless the arguments are bad (2).
   Requests are retransmitted (4 tries within the timeout, default 1000 ms)
   so a lost packet does not read as filtering.
@@ -78,6 +85,21 @@ def serve(args):
                 pass
 
 
+def tcp_serve(spec):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(endpoint(spec))
+    s.listen(16)
+    print("listening", flush=True)
+    while True:
+        conn, peer = s.accept()
+        try:
+            conn.sendall(("SEEN %s\n" % fmt(peer)).encode())
+        except OSError:
+            pass
+        conn.close()
+
+
 class Client:
     def __init__(self, bind, timeout_ms):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -130,6 +152,17 @@ class Client:
                               endpoint(target), ("FROM", source))
         print("from", source, "got" if words else "none", flush=True)
 
+    def tcp(self, arg):
+        seen = "none"
+        try:
+            with socket.create_connection(endpoint(arg), timeout=self.timeout) as t:
+                words = t.makefile().readline().split()
+                if len(words) == 2 and words[0] == "SEEN":
+                    seen = words[1]
+        except OSError:
+            pass
+        print("tcpseen", arg, seen, flush=True)
+
     def send(self, arg):
         self.sock.sendto(b"PING", endpoint(arg))
 
@@ -166,6 +199,8 @@ def client(args):
             c.via(arg)
         elif name == "send":
             c.send(arg)
+        elif name == "tcp":
+            c.tcp(arg)
         elif name == "listen":
             c.listen(arg)
         elif name == "sleep":
@@ -204,6 +239,9 @@ def main(argv):
             return 0
         if argv[1] == "churn" and len(argv) == 4 and float(argv[2]) > 0:
             churn(float(argv[2]), endpoint(argv[3]))
+            return 0
+        if argv[1] == "tcp-serve" and len(argv) == 3:
+            tcp_serve(argv[2])
             return 0
         if argv[1] == "client":
             return client(argv[2:])
