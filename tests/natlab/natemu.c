@@ -40,8 +40,8 @@
  * and keeps the LAN and WAN real Ethernet segments.
  *
  * What is translated: UDP over IPv4 only.  Fragments and every other
- * protocol are not touched (counted as "dropped" when they were going
- * through the router): lab.sh lets the kernel masquerade TCP and ICMP,
+ * protocol are not touched (counted as "untranslated" when they were
+ * going through the router): lab.sh lets the kernel masquerade TCP and ICMP,
  * so LAN hosts still reach the mail system; packets addressed to the
  * router itself are the kernel's business.  IP and UDP checksums are
  * recomputed (a zero UDP checksum stays zero), TTL is decremented.
@@ -126,7 +126,7 @@ struct nat {
 
 	/* counters */
 	unsigned long created, phantoms, expired, out, in, hairpinned,
-	    filtered, no_mapping, exhausted, dropped;
+	    filtered, no_mapping, exhausted, dropped, untranslated;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -622,9 +622,9 @@ read_packets(struct nat *n, int fd, int from_lan)
 		if (from.sll_pkttype != PACKET_HOST)
 			continue;
 		if (!parse_udp(buf, (size_t)len, &p)) {
-			/* not ours to translate; count what would have crossed */
+			/* not ours to translate (the kernel may forward it) */
 			if (len >= 20 && !is_local(n, get32(buf + 16)))
-				n->dropped++;
+				n->untranslated++;
 			continue;
 		}
 		if (from_lan)
@@ -694,9 +694,9 @@ write_stats(const struct nat *n)
 		return;
 	fprintf(f, "mappings %zu\ncreated %lu\nphantoms %lu\nexpired %lu\n"
 	    "out %lu\nin %lu\nhairpinned %lu\nfiltered %lu\nno_mapping %lu\n"
-	    "exhausted %lu\ndropped %lu\n", n->nlist, n->created, n->phantoms,
-	    n->expired, n->out, n->in, n->hairpinned, n->filtered, n->no_mapping,
-	    n->exhausted, n->dropped);
+	    "exhausted %lu\ndropped %lu\nuntranslated %lu\n", n->nlist, n->created,
+	    n->phantoms, n->expired, n->out, n->in, n->hairpinned, n->filtered,
+	    n->no_mapping, n->exhausted, n->dropped, n->untranslated);
 	for (i = 0; i < n->nlist; i++) {
 		const struct mapping *m = n->list[i];
 
