@@ -331,6 +331,11 @@ fi
 why=$(ip -4 -o addr show | awk '{print $4}' | grep -E '^(198\.1[89]\.|10\.[12]\.0\.)' | tr '\n' ' ')
 check "the root namespace has no lab address" test -z "$why"
 
+# stop the emulators first: a sanitizer build reports leaks at exit
+natlab_nat r1 none
+natlab_nat r2 none
+why=$(grep -h -m 3 -E 'Sanitizer|runtime error' "$NL_DIR"/*.natemu.log 2>/dev/null | tr '\n' ' ')
+check "no sanitizer report from natemu" test -z "$why"
 pids_before=$(cat "$NL_DIR/pids")
 natlab_down
 left=$(ip netns list | awk '{print $1}' | grep -c "^$NATLAB_PREFIX")
