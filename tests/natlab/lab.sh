@@ -54,7 +54,8 @@
 # new mktemp -d, removed by natlab_down unless NATLAB_KEEP=1), NATEMU (the
 # natemu binary; default ./tests/natlab/natemu, i.e. the build tree),
 # TURNSERVER (coturn's turnserver), NATLAB_TIMEOUT, NATLAB_CONSUME.
-# Functions return non-zero with a message on stderr when they fail.
+# Functions return non-zero with a message on stderr when they fail, and
+# are safe under set -euo pipefail.
 
 NATLAB_SRC=${NATLAB_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 
@@ -228,7 +229,7 @@ _natlab_kill() {
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.05
 	done
-	kill -9 "$pid" 2>/dev/null
+	kill -9 "$pid" 2>/dev/null || true
 }
 
 _natlab_emu() { # ROUTER OPTIONS...
@@ -322,11 +323,11 @@ natlab_nat() {
 	_natlab_kill "$NL_DIR/$r.natemu.pid"
 	ip netns exec "$ns" nft flush ruleset
 	_natlab_sysctl "$ns" net.ipv4.ip_forward=0
-	ip -n "$NL_PUB" route del "$lan_net" 2>/dev/null
-	ip -n "$other" route del "$lan_net" 2>/dev/null
+	ip -n "$NL_PUB" route del "$lan_net" 2>/dev/null || true
+	ip -n "$other" route del "$lan_net" 2>/dev/null || true
 	# the kernel types' flows must not outlive them (conntrack from the
 	# "conntrack" package; without it old entries stay until they time out)
-	ip netns exec "$ns" sh -c 'command -v conntrack >/dev/null && conntrack -F' >/dev/null 2>&1
+	ip netns exec "$ns" sh -c 'command -v conntrack >/dev/null && conntrack -F' >/dev/null 2>&1 || true
 	case $type in
 	none)
 		_natlab_sysctl "$ns" net.ipv4.ip_forward=1
@@ -401,7 +402,7 @@ natlab_down() {
 		done
 	done
 	if [ ${#pids[@]} -gt 0 ]; then
-		kill "${pids[@]}" 2>/dev/null
+		kill "${pids[@]}" 2>/dev/null || true
 		for _ in $(seq 40); do
 			local alive=0
 			for pid in "${pids[@]}"; do
@@ -410,7 +411,7 @@ natlab_down() {
 			[ "$alive" = 0 ] && break
 			sleep 0.05
 		done
-		kill -9 "${pids[@]}" 2>/dev/null
+		kill -9 "${pids[@]}" 2>/dev/null || true
 	fi
 	for ns in "$NL_A" "$NL_A2" "$NL_B" "$NL_R1" "$NL_R2" "$NL_PUB"; do
 		[ -e "/run/netns/$ns" ] && ip netns del "$ns" 2>/dev/null
