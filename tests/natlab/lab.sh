@@ -358,7 +358,7 @@ natlab_stats() {
 # CHANGE-REQUEST and send OTHER-ADDRESS.  Exports NL_STUN_PORT and
 # NL_STUN_ALT_PORT; log in $NL_DIR/turn.log.
 natlab_coturn_up() {
-	local port=${1:-3478} i
+	local port=${1:-3478}
 	local TURNSERVER=${TURNSERVER:-$(command -v turnserver)}
 	if [ -z "$TURNSERVER" ]; then
 		echo "natlab: coturn's turnserver not found" >&2
@@ -373,7 +373,7 @@ natlab_coturn_up() {
 		--stun-only --no-cli --no-tls --no-dtls \
 		--log-file "$NL_DIR/turn.log" --simple-log \
 		--pidfile "$NL_DIR/turn.pid" --userdb "$NL_DIR/turndb" >/dev/null
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		if ip netns exec "$NL_PUB" ss -Hlun 2>/dev/null |
 			awk '{print $4}' | grep -qx "$NL_STUN2:$NL_STUN_ALT_PORT"; then
 			return 0

@@ -191,7 +191,7 @@ successive_ports() {
 }
 # all_gaps LO HI PORTS...: 4 ports, each step (mod 65536) within [LO, HI]
 all_gaps() {
-	local lo=$1 hi=$2 prev= p d n=0
+	local lo=$1 hi=$2 prev='' p d n=0
 	shift 2
 	for p in "$@"; do
 		n=$((n + 1))
@@ -298,7 +298,7 @@ check "leaving none removes pub's route to the LAN" test "$(seen "$NL_A_ADDR:215
 STUN_PROBE=${STUN_PROBE:-./tests/agent/stun_probe}
 if [ -x "$STUN_PROBE" ] && command -v "${TURNSERVER:-turnserver}" >/dev/null; then
 	STUN_PROBE=$(realpath "$STUN_PROBE")
-	if natlab_coturn_up; then
+	if natlab_coturn_up 3478; then
 		ok "coturn listens on $S1 and $S2, ports $NL_STUN_PORT and $NL_STUN_ALT_PORT"
 		SS="$S1:$NL_STUN_PORT"
 		natlab_exec "$NL_A" "$STUN_PROBE" --bind "$NL_A_ADDR:21600" "$SS" >"$out" 2>&1
