@@ -233,7 +233,7 @@ _natlab_kill() {
 }
 
 _natlab_emu() { # ROUTER OPTIONS...
-	local r=$1 pid i
+	local r=$1 pid
 	shift
 	local NATEMU=${NATEMU:-./tests/natlab/natemu}
 	if [ ! -x "$NATEMU" ]; then
@@ -270,7 +270,7 @@ EOF
 		-v "$@" 2>>"$NL_DIR/$r.natemu.log" </dev/null &
 	pid=$!
 	echo "$pid" >>"$NL_DIR/pids"
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[ -s "$NL_DIR/$r.natemu.pid" ] && return 0
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.02
