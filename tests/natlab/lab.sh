@@ -88,7 +88,6 @@ natlab_probe() {
 # NL_ECHO_PORT1 (7000), NL_ECHO_PORT2 (7001) and NL_ECHO_PORT3 (7002)
 # each; waits until they are ready.
 natlab_echo_up() {
-	local i
 	NL_ECHO_PORT1=7000
 	NL_ECHO_PORT2=7001
 	NL_ECHO_PORT3=7002
@@ -96,7 +95,7 @@ natlab_echo_up() {
 	natlab_spawn "$NL_PUB" echo python3 "$NATLAB_SRC/udpprobe.py" serve \
 		"$NL_STUN1:$NL_ECHO_PORT1" "$NL_STUN1:$NL_ECHO_PORT2" "$NL_STUN1:$NL_ECHO_PORT3" \
 		"$NL_STUN2:$NL_ECHO_PORT1" "$NL_STUN2:$NL_ECHO_PORT2" "$NL_STUN2:$NL_ECHO_PORT3" >/dev/null
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		grep -q '^listening' "$NL_DIR/echo.log" 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -108,9 +107,9 @@ natlab_echo_up() {
 # flows a second (new source port each) to DEST (NL_STUN1:NL_ECHO_PORT1),
 # consuming real NAT mappings.  Prints the pid (natlab_down kills it).
 natlab_churn() {
-	local ns=$1 rate=$2 dest=${3:-$NL_STUN1:${NL_ECHO_PORT1:-7000}} pid i
+	local ns=$1 rate=$2 dest=${3:-$NL_STUN1:${NL_ECHO_PORT1:-7000}} pid
 	pid=$(natlab_spawn "$ns" "churn.$ns" python3 "$NATLAB_SRC/udpprobe.py" churn "$rate" "$dest")
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		grep -q '^churning' "$NL_DIR/churn.$ns.log" 2>/dev/null && break
 		sleep 0.1
 	done
@@ -219,13 +218,13 @@ _natlab_router() {
 
 # _natlab_kill PIDFILE: ends the process named by a pid file and waits
 _natlab_kill() {
-	local pid i
+	local pid
 	[ -f "$1" ] || return 0
 	pid=$(cat "$1")
 	rm -f "$1"
 	[ -n "$pid" ] || return 0
 	kill "$pid" 2>/dev/null || return 0
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.05
 	done
