@@ -23,8 +23,9 @@
  *     --no-hairpin             drop LAN packets to the WAN address
  *     --seed N                 random seed (default: time and pid)
  *     --stats-file F           counters and the mapping table, rewritten
- *                              (atomically) when a mapping comes or goes,
- *                              else twice a second, and at exit
+ *                              (atomically) when a mapping comes or goes
+ *                              or none is left, else twice a second, and
+ *                              at exit
  *     --pid-file F             our pid, once listening
  *     -v                       log each new and expired mapping to stderr
  *
@@ -124,7 +125,7 @@ struct nat {
 	unsigned last_port;
 	uint64_t rng;
 	uint64_t next_phantom_ms;
-	int table_changed;		/* stats file out of date */
+	int stats_dirty;		/* the stats file must be rewritten now */
 
 	/* counters */
 	unsigned long created, phantoms, expired, out, in, hairpinned,
@@ -378,6 +379,7 @@ mapping_new(struct nat *n, int phantom, struct endpoint lan, struct endpoint rem
 	port = alloc_port(n, lan.port);
 	if (port == 0) {
 		n->exhausted++;
+		n->stats_dirty = 1;
 		return NULL;
 	}
 	m = calloc(1, sizeof(*m));
@@ -388,7 +390,7 @@ mapping_new(struct nat *n, int phantom, struct endpoint lan, struct endpoint rem
 	m->remote = remote;
 	m->ext_port = (uint16_t)port;
 	m->last_ms = now_ms();
-	n->table_changed = 1;
+	n->stats_dirty = 1;
 	n->by_port[port] = m;
 	n->list[n->nlist++] = m;
 	if (phantom) {
@@ -412,7 +414,7 @@ mapping_free(struct nat *n, size_t idx)
 	struct mapping *m = n->list[idx];
 
 	n->by_port[m->ext_port] = NULL;
-	n->table_changed = 1;
+	n->stats_dirty = 1;
 	n->list[idx] = n->list[--n->nlist];
 	free(m->perm);
 	free(m);
@@ -927,9 +929,9 @@ main(int argc, char **argv)
 			read_packets(n, n->lan_fd, 1);
 		if (pf[1].revents & POLLIN)
 			read_packets(n, n->wan_fd, 0);
-		if (n->table_changed || now - last_stats >= 500) {
+		if (n->stats_dirty || now - last_stats >= 500) {
 			write_stats(n);
-			n->table_changed = 0;
+			n->stats_dirty = 0;
 			last_stats = now;
 		}
 	}

@@ -10,7 +10,8 @@
 #   allocation - preserved port / +1 / +2 / random
 # for every natemu type and both kernel types; then the mapping timeout
 # (refresh and expiry), background port consumption (natemu's phantoms
-# and a real churning neighbour), wrong natlab_nat calls, hole punching
+# and a real churning neighbour), an exhausted port range, wrong
+# natlab_nat calls, TCP through every kind of router, hole punching
 # between a and b (natemu and kernel port-restricted), preserved ports of
 # two hosts, unsolicited inbound through a full cone, hairpinning, the
 # second NAT, "none", coturn's RFC 5780 CHANGE-REQUEST through the NATs
@@ -224,6 +225,17 @@ check "a2 churning 20 flows/s, seq:1: a's successive mappings skip ports ($ports
 kill "$churn" 2>/dev/null
 check "natlab_nat refuses an unknown type" not natlab_nat r1 no-such-type
 check "natlab_nat refuses natemu options for a kernel type" not natlab_nat r1 kernel-masq --timeout 2
+
+# ---------------------------------------------------------------- port range
+
+natlab_nat r1 emu --mapping apd --filtering apd --alloc seq:1 --port-range 30000-30002
+probe "$NL_A" --bind "$NL_A_ADDR:21280" --timeout 500 "ask=$S1:$P1" "ask=$S1:$P2" "ask=$S2:$P1" "ask=$S2:$P2"
+ports=$(awk '$1 == "seen" {print $3}' "$out" | sed 's/.*://' | sort -n | tr '\n' ' ')
+why=$(summary)
+check "port range 30000-30002: three mappings use it all, the fourth gets none ($ports)" \
+	test "$ports" = "none 30000 30001 30002 "
+check "port range: the emulator counted the exhaustion" \
+	grep -qx 'exhausted [1-9][0-9]*' "$NL_DIR/r1.stats"
 
 # ---------------------------------------------------------------- two hosts, hairpin
 
