@@ -3,7 +3,7 @@
 # tests/natlab/lab.sh behave as its name says?
 # Builds the lab (network namespaces; needs root, iproute2, nftables,
 # python3), starts udpprobe.py echo servers in pub on NL_STUN1 and
-# NL_STUN2 (two ports each), and measures from host a behind r1:
+# NL_STUN2 (three ports each), and measures from host a behind r1:
 #   mapping    - external port toward S1:P1, S1:P2 and S2:P1
 #   filtering  - does an answer from another port of the same address,
 #                or from another address, get in after a sent to S1:P1?
@@ -11,7 +11,7 @@
 # for every natemu type and both kernel types; then the mapping timeout
 # (refresh and expiry), background port consumption (natemu's phantoms
 # and a real churning neighbour), an exhausted port range, wrong
-# natlab_nat calls, TCP through every kind of router, hole punching
+# natlab_nat calls, TCP through natemu and kernel routers, hole punching
 # between a and b (natemu and kernel port-restricted), preserved ports of
 # two hosts, unsolicited inbound through a full cone, hairpinning, the
 # second NAT, "none", coturn's RFC 5780 CHANGE-REQUEST through the NATs
