@@ -70,8 +70,8 @@ natlab_coturn_up || { echo "not ok - coturn did not start"; echo "0 passed, 1 fa
 
 mkdir -p "$dir/env"
 for u in alice bob carol rdv; do mailenv_add_user "$dir/env" "$u" "pw-$u" >/dev/null || exit 1; done
-# Postfix and Dovecot on the lab's public network, the milter beside them
-# (its socket is a file: namespaces do not matter to it)
+# Postfix, Dovecot and the milter on the lab's public network (the
+# milter's sendmail reads Postfix's main.cf, which names pub's address)
 if ! ip netns exec "$NL_PUB" bash -c ". '$src/mailenv/mailenv.sh' && mailenv_start '$dir/env' \
 	--domain lab.example --host '$NL_MAIL_ADDR' --milter 'unix:$dir/milter.sock'" >"$dir/mailenv.out" 2>&1; then
 	cat "$dir/mailenv.out"
@@ -96,8 +96,9 @@ LogDestination      $dir/milter.log
 LogLevel            info
 SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
 CONF
-"$MILTER" -f -c "$dir/milter.conf" 2>"$dir/milter.err" &
+ip netns exec "$NL_PUB" "$MILTER" -f -c "$dir/milter.conf" 2>"$dir/milter.err" &
 milter_pid=$!
+disown "$milter_pid"     # natlab_down ends it; no job-control chatter
 for _ in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
 
 write_conf() {
