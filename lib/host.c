@@ -420,6 +420,10 @@ mp_host_process(mp_host *h, const mp_host_config *cfg, const mp_host_input *in,
 {
 	int rc = process(h, cfg, in, out);
 
+	/* A local failure (table backend away, memory) tempfails the mail:
+	 * its retry must not be refused as a replay. */
+	if (rc != MP_OK)
+		mp_host_cancel(h, out);
 	/* Mail that gets no answer is counted here, by reason; what is sent
 	 * is counted by the caller once it is really on its way. */
 	if (rc == MP_OK && out->action == MP_HOST_DROP)

@@ -292,8 +292,8 @@ start(const char *config_path, int foreground, int check_only)
 	}
 	milter_snapshot_publish(snap);
 
-	rc = mp_table_shm_open(s->table, (size_t)s->table_capacity, MP_TABLE_CREATE,
-	                       s->table_mode_bits, &milter.table);
+	rc = mp_table_open(s->table, (size_t)s->table_capacity, MP_TABLE_CREATE,
+	                   s->table_mode_bits, &milter.table);
 	if (rc == MP_OK && uid != getuid() && s->table[0] == '/' && strchr(s->table + 1, '/')) {
 		/* a file-backed table must stay writable after the drop */
 		if (chown(s->table, uid, gid) != 0)

@@ -9,6 +9,7 @@
 
 #include "mailpunch/error.h"
 #include "mailpunch/ratelimit.h"
+#include "mailpunch/table.h"
 #include "settings.h"
 
 #define OPT(key, type, field, min, max, deflt, req) \
@@ -76,8 +77,9 @@ derive(const char *path, milter_settings *s, char *err, size_t errlen)
 		         "writes in Authentication-Results)", path);
 		return MP_ERR_CONFIG;
 	}
-	if (s->table[0] != '/') {
-		snprintf(err, errlen, "%s: Table is /name (shared memory) or an absolute file path", path);
+	if (s->table[0] != '/' && !mp_table_is_redis(s->table)) {
+		snprintf(err, errlen, "%s: Table is /name (shared memory), an absolute file path "
+		         "or redis://host:port/db?prefix=name", path);
 		return MP_ERR_CONFIG;
 	}
 	if (strlen(s->subject_marker) > 64 || strpbrk(s->subject_marker, "\r\n")) {

@@ -23,7 +23,7 @@ typedef struct milter_settings {
 	char *socket_mode;             /* SocketMode, octal text */
 	mp_strlist rendezvous;         /* RendezvousAddress */
 	char *host_key;                /* HostKey */
-	char *table;                   /* Table: "/name" (shm) or a file path */
+	char *table;                   /* Table: "/name" (shm), a file path, redis://... */
 	long long table_capacity;      /* TableCapacity */
 	char *table_mode;              /* TableMode */
 	long long entry_lifetime;      /* EntryLifetime, seconds */
