@@ -77,8 +77,9 @@ static const char *const script_text[NSCRIPTS] = {
 	"if ARGV[2] ~= '0' and c ~= ARGV[2] then return -2 end\n"
 	"return tonumber(c)\n",
 
-	/* ARGV: uid, time hex, identity, flags byte, rest, verified, capacity
-	 * -> -1 conflict, 2 need verify, 0 updated, 1 new (maybe dropped) */
+	/* ARGV: uid, time hex, identity, flags byte, rest, verified, capacity,
+	 * if newer -> -1 conflict, 2 need verify, 3 not newer, 0 updated,
+	 * 1 new (maybe dropped) */
 	[S_UPSERT] =
 	"if redis.call('HEXISTS', KEYS[1], 'capacity') == 0 then\n"
 	"  redis.call('HSET', KEYS[1], 'version', '" LAYOUT_VERSION "', 'capacity', ARGV[7], 'seq', '0')\n"
@@ -88,6 +89,7 @@ static const char *const script_text[NSCRIPTS] = {
 	"local fresh = 0\n"
 	"if cur then\n"
 	"  if string.sub(cur, 50, 113) ~= ARGV[3] then return -1 end\n"
+	"  if ARGV[8] == '1' and string.sub(cur, 1, 16) >= ARGV[2] then return 3 end\n"
 	"  redis.call('ZREM', KEYS[2], string.sub(cur, 1, 48))\n"
 	"else\n"
 	"  if ARGV[6] ~= '1' then return 2 end\n"
@@ -378,8 +380,8 @@ static int
 run(struct redis_table *t, enum script s, int nargs, const char **args, const size_t *arglen,
     redisReply **out)
 {
-	const char *argv[3 + NKEYS + 8];
-	size_t len[3 + NKEYS + 8];
+	const char *argv[3 + NKEYS + 10];
+	size_t len[3 + NKEYS + 10];
 	int i, n = 0, rc, tries;
 
 	argv[n] = "EVALSHA";
@@ -524,14 +526,14 @@ entry_decode(const redisReply *r, mp_table_entry *e)
 /* ---------------------------------------------------------------- operations */
 
 static int
-redis_upsert(mp_table *tt, const mp_table_entry *e, int verified, int *was_new)
+redis_upsert(mp_table *tt, const mp_table_entry *e, int verified, int if_newer, int *was_new)
 {
 	struct redis_table *t = RT(tt);
 	char th[17], cap[24];
 	uint8_t id[ID_LEN], flags = e->flags;
 	size_t k, n = e->ep.ncand < MP_TABLE_CAND ? e->ep.ncand : MP_TABLE_CAND;
-	const char *args[7];
-	size_t len[7];
+	const char *args[8];
+	size_t len[8];
 	redisReply *r;
 	long long v;
 	mp_wbuf w;
@@ -555,13 +557,15 @@ redis_upsert(mp_table *tt, const mp_table_entry *e, int verified, int *was_new)
 	args[4] = (const char *)w.data;    len[4] = w.len;
 	args[5] = verified ? "1" : "0";    len[5] = 1;
 	args[6] = cap;                     len[6] = strlen(cap);
-	rc = run(t, S_UPSERT, 7, args, len, &r);
+	args[7] = if_newer ? "1" : "0";    len[7] = 1;
+	rc = run(t, S_UPSERT, 8, args, len, &r);
 	mp_wbuf_free(&w);
 	if (rc != MP_OK || (rc = int_reply(r, &v)) != MP_OK)
 		return rc;
 	switch (v) {
 	case -1: return MP_ERR_CONFLICT;
 	case 2: return MP_TABLE_NEED_VERIFY;
+	case 3: return MP_TABLE_NOT_NEWER;
 	case 0:
 	case 1:
 		if (was_new)

@@ -57,6 +57,9 @@ typedef enum mp_stat {
 	MP_STAT_RATELIMITED,       /* refused by a rate limit */
 	MP_STAT_EVICTIONS,         /* oldest overwritten because full */
 	MP_STAT_EXPIRATIONS,       /* removed for age */
+	MP_STAT_SYNCS,             /* TABLE_SYNC blocks accepted from peer hosts */
+	MP_STAT_SYNC_MERGED,       /* entries they brought that were newer */
+	MP_STAT_FORWARDED,         /* requests a representative passed on */
 	MP_STAT_COUNT
 } mp_stat;
 
@@ -123,6 +126,12 @@ void mp_table_close(mp_table *t);
  * ncand > MP_MAX_CANDIDATES, or a stored candidate (the first
  * MP_TABLE_CAND) with a family other than 4 or 6 or a kind over 127. */
 int mp_table_upsert(mp_table *t, const mp_table_entry *e, int *was_new);
+/* A merge from another host (TABLE_SYNC): as mp_table_upsert(), except
+ * that an entry already present is only replaced by a strictly newer
+ * one (e->time later), so merging the same entries again, or in any
+ * order, changes nothing.  *applied (may be NULL) says whether it was
+ * stored.  MP_ERR_CONFLICT as for upsert, whatever the times. */
+int mp_table_merge(mp_table *t, const mp_table_entry *e, int *applied);
 /* Up to max entries, newest first, skipping exclude (may be NULL; not
  * counted against max) and entries older than max_age seconds before
  * now (max_age 0: no limit; entries dated after now are included).

@@ -541,6 +541,49 @@ START_TEST(conflict_leaves_table_unchanged)
 }
 END_TEST
 
+START_TEST(merge_newer_wins)
+{
+	char name[64];
+	mp_table *t;
+	mp_table_entry e, b, got;
+	int applied = -1;
+
+	table_name(name, sizeof name, "merge");
+	t = fresh(name, 4);
+	put(t, 1, T0 + 10);
+	member(1, T0 + 5, &e);              /* older news about member 1 */
+	strcpy(e.name, "old");
+	ck_assert_int_eq(mp_table_merge(t, &e, &applied), MP_OK);
+	ck_assert_int_eq(applied, 0);
+	e.time = T0 + 10;                   /* the same time: not newer */
+	ck_assert_int_eq(mp_table_merge(t, &e, &applied), MP_OK);
+	ck_assert_int_eq(applied, 0);
+	ck_assert_int_eq(mp_table_get(t, &e.uid, &got), MP_OK);
+	ck_assert_str_eq(got.name, "member 1");
+	e.time = T0 + 11;
+	e.flags = MP_PEER_FAILED;
+	ck_assert_int_eq(mp_table_merge(t, &e, &applied), MP_OK);
+	ck_assert_int_eq(applied, 1);
+	ck_assert_int_eq(mp_table_merge(t, &e, &applied), MP_OK);   /* idempotent */
+	ck_assert_int_eq(applied, 0);
+	ck_assert_int_eq(mp_table_get(t, &e.uid, &got), MP_OK);
+	ck_assert_str_eq(got.name, "old");
+	ck_assert_uint_eq(got.flags, MP_PEER_FAILED);
+	/* unknown members come in with their own time; conflicts refused */
+	member(2, T0 + 3, &e);
+	ck_assert_int_eq(mp_table_merge(t, &e, &applied), MP_OK);
+	ck_assert_int_eq(applied, 1);
+	member(3, T0 + 100, &b);
+	b.uid = e.uid;
+	ck_assert_int_eq(mp_table_merge(t, &b, &applied), MP_ERR_CONFLICT);
+	ck_assert_int_eq(applied, 0);
+	b.uid.b[0] ^= 1;
+	ck_assert_int_eq(mp_table_merge(t, &b, &applied), MP_ERR_INVAL);
+	ck_assert_uint_eq(entries(t), 2);
+	done(t, name);
+}
+END_TEST
+
 START_TEST(delete_and_flush)
 {
 	char name[64];
@@ -1534,6 +1577,7 @@ table_suite(void)
 #endif
 	tcase_add_test(tc, flags);
 	tcase_add_test(tc, conflict_leaves_table_unchanged);
+	tcase_add_test(tc, merge_newer_wins);
 	tcase_add_test(tc, delete_and_flush);
 	tcase_add_test(tc, counters_and_names);
 	suite_add_tcase(s, tc);
