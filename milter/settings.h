@@ -18,6 +18,8 @@
 #include "mailpunch/config.h"
 #include "mailpunch/log.h"
 
+#define MILTER_MAX_PEERS 32
+
 typedef struct milter_settings {
 	char *socket;                  /* Socket */
 	char *socket_mode;             /* SocketMode, octal text */
@@ -47,6 +49,10 @@ typedef struct milter_settings {
 	char *sendmail;                /* SendmailCommand */
 	char *inject_socket;           /* InjectSocket: SMTP instead of sendmail */
 	long long inject_timeout;      /* InjectTimeout, seconds */
+	mp_strlist peer_lines;         /* Peer "ADDRESS KEY", repeatable */
+	long long sync_interval;       /* SyncInterval, seconds; 0 = no pushes */
+	int representative;            /* Representative */
+	mp_strlist peers_down;         /* PeerDown */
 
 	/* derived by milter_settings_load() */
 	unsigned socket_mode_bits, table_mode_bits, control_mode_bits;

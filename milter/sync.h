@@ -1,0 +1,24 @@
+/*
+ * sync.h - the milter's side of TABLE_SYNC: a thread that sends this
+ * host's table entries to its peer hosts by mail.
+ *
+ * At start, if the table is empty, it asks every peer for its whole
+ * table (seed 001: a host added later is supplemented by the others).
+ * Every SyncInterval it pushes to each peer the entries dated since its
+ * last successful push to that peer (at most PUSH_MAX, newest first).
+ * When a peer asks for our whole table (milter_sync_request_full(),
+ * called by the callbacks on such a TABLE_SYNC), it sends it, in
+ * several mails if needed.  Mail goes out through the normal injection
+ * path from our first rendezvous address; a failed send is retried at
+ * the next round.  Receiving is mp_host_process()'s job.
+ * Errors: milter_sync_start() returns MP_ERR_NOMEM if the thread cannot
+ * start; sending failures are logged, never fatal.
+ */
+#ifndef MAILPUNCH_MILTER_SYNC_H
+#define MAILPUNCH_MILTER_SYNC_H
+
+int milter_sync_start(void);
+void milter_sync_stop(void);
+void milter_sync_request_full(int peer);
+
+#endif
