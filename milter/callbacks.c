@@ -45,6 +45,7 @@ typedef struct message {
 	char *body;
 	size_t body_len, body_cap;
 	int too_big;
+	uint64_t peer_rcpts;                /* bit p: Peer p's address is a recipient too */
 	milter_snapshot *snap;
 } message;
 
@@ -188,7 +189,18 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 		return SMFIS_CONTINUE;
 	m->nrcpts++;
 	strip_brackets(argv[0] ? argv[0] : "", addr, sizeof addr);
-	if (!mp_host_is_rendezvous(&m->snap->hc, addr) || m->nrdv >= MAX_RCPTS)
+	if (!mp_host_is_rendezvous(&m->snap->hc, addr)) {
+		size_t p;
+
+		/* Another host of ours gets this mail too (seed 001: one request
+		 * carrying several hosts' addresses): only configured peers are
+		 * recognised as such; any other address is just a recipient. */
+		for (p = 0; p < m->snap->hc.npeers; p++)
+			if (strcasecmp(addr, m->snap->peers[p].addr) == 0)
+				m->peer_rcpts |= UINT64_C(1) << p;
+		return SMFIS_CONTINUE;
+	}
+	if (m->nrdv >= MAX_RCPTS)
 		return SMFIS_CONTINUE;
 	grown = realloc(m->rdv_rcpts, (m->nrdv + 1) * sizeof *grown);
 	if (!grown)
@@ -335,8 +347,17 @@ forward_to_peer(SMFICTX *ctx, message *m)
 	for (i = 0; i < n && p < 0; i++) {
 		unsigned k = atomic_fetch_add(&turn, 1) % (unsigned)n;
 
-		if (!snap->peer_down[k])
+		/* a peer that is a recipient already answers it: once per host */
+		if (!snap->peer_down[k] && !(m->peer_rcpts & (UINT64_C(1) << k)))
 			p = (int)k;
+	}
+	if (p < 0 && m->peer_rcpts) {
+		/* every peer up already has it: nothing left for us to do */
+		mp_log_id(MP_LOG_INFO, m->qid, "request from <%s> already addressed to the peers",
+		          m->env_from);
+		for (i = 0; i < m->nrdv; i++)
+			smfi_delrcpt(ctx, m->rdv_rcpts[i]);
+		return 1;
 	}
 	if (p < 0)
 		return 0;           /* every peer down: answer ourselves */
@@ -388,6 +409,9 @@ process(SMFICTX *ctx, connection *c, message *m)
 	in.body_len = m->body_len;
 	in.now = (uint64_t)time(NULL);
 
+	if (m->peer_rcpts)
+		mp_log_id(MP_LOG_DEBUG, m->qid, "also addressed to peer host(s): mask %#llx",
+		          (unsigned long long)m->peer_rcpts);
 	rc = mp_host_process(milter.host, &m->snap->hc, &in, &out);
 	if (rc != MP_OK)
 		return tempfail(ctx, m, mp_strerror(rc));

@@ -252,6 +252,16 @@ check "R counted 30 forwarded and answered none itself" \
 	test "$(stat_of r forwarded)/$(stat_of r requests)" = "30/0"
 check "forwarded requests kept dave's envelope sender (none refused for it)" \
 	test "$(stat_of a drop_sender)/$(stat_of b drop_sender)" = "0/0"
+# one request addressed to R and to A at once: R passes it on to B only,
+# A answers its own copy: answered once per host, twice in all
+req_a=$(stat_of a requests)
+req_b=$(stat_of b requests)
+"$MPTOOL" request "$top/keys/dave.key" "$pub_r" dave@r.example rdv@r.example dave >"$top/dave-both.mail"
+check "dave submits one request to rdv@r.example and rdv@a.example" \
+	mailenv_submit "$top/r" dave pw-dave dave@r.example rdv@r.example,rdv@a.example "$top/dave-both.mail"
+check "dave gets two replies for it" wait_replies r dave 32 30
+check "one from A and one from B (R did not send A a second copy)" \
+	test "$(($(stat_of a requests) - req_a))/$(($(stat_of b requests) - req_b))" = "1/1"
 # B marked down: everything goes to A
 echo "PeerDown rdv@b.example" >>"$top/r/milter.conf"
 kill -USR1 "${milter_pid[r]}"
@@ -259,7 +269,7 @@ wait_for 10 grep -q 'configuration reloaded' "$top/r/milter.log"
 req_a=$(stat_of a requests)
 req_b=$(stat_of b requests)
 for i in $(seq 4); do request r dave "" r || true; done
-check "with B marked down, R sends all 4 to A" wait_replies r dave 34 30
+check "with B marked down, R sends all 4 to A" wait_replies r dave 36 30
 check "A answered 4, B none" test "$(($(stat_of a requests) - req_a))/$(($(stat_of b requests) - req_b))" = "4/0"
 stop_milter r
 stop_milter a
