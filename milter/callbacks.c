@@ -332,6 +332,7 @@ forward_to_peer(SMFICTX *ctx, message *m)
 	uint8_t *blk = NULL;
 	size_t blk_len, i, n = snap->hc.npeers;
 	char rcpt[MP_ADDR_MAX + 3];
+	uint64_t now = (uint64_t)time(NULL);
 	int p = -1;
 
 	if (m->is_auto || m->env_from[0] == '\0' || n == 0)
@@ -348,7 +349,7 @@ forward_to_peer(SMFICTX *ctx, message *m)
 		unsigned k = atomic_fetch_add(&turn, 1) % (unsigned)n;
 
 		/* a peer that is a recipient already answers it: once per host */
-		if (!snap->peer_down[k] && !(m->peer_rcpts & (UINT64_C(1) << k)))
+		if (milter_sync_peer_usable(snap, (int)k, now) && !(m->peer_rcpts & (UINT64_C(1) << k)))
 			p = (int)k;
 	}
 	if (p < 0 && m->peer_rcpts) {
@@ -409,6 +410,9 @@ process(SMFICTX *ctx, connection *c, message *m)
 	in.body_len = m->body_len;
 	in.now = (uint64_t)time(NULL);
 
+	if (m->env_from[0] == '\0' && m->snap->hc.npeers && m->body &&
+	    milter_sync_bounce(m->snap, m->body, m->body_len, (uint64_t)time(NULL)) > 0)
+		mp_log_id(MP_LOG_INFO, m->qid, "bounce of mail to a peer host");
 	if (m->peer_rcpts)
 		mp_log_id(MP_LOG_DEBUG, m->qid, "also addressed to peer host(s): mask %#llx",
 		          (unsigned long long)m->peer_rcpts);

@@ -354,7 +354,7 @@ start(const char *config_path, int foreground, int check_only)
 	signal(SIGPIPE, SIG_IGN);
 	if (pthread_create(&maint_thread, NULL, maintenance, NULL) != 0 ||
 	    control_server_start(err, sizeof err) != MP_OK ||
-	    (s->peer_lines.count && !s->representative && milter_sync_start() != MP_OK)) {
+	    (s->peer_lines.count && milter_sync_start() != MP_OK)) {
 		mp_log(MP_LOG_ERR, "cannot start threads: %s", strerror(errno));
 		goto fail;
 	}

@@ -48,6 +48,7 @@ static const mp_cfg_option options[] = {
 	OPT("SyncInterval", MP_CFG_DURATION, sync_interval, 0, 86400, "5m", 0),
 	OPT("Representative", MP_CFG_BOOL, representative, 0, 0, "no", 0),
 	OPT("PeerDown", MP_CFG_ADDRLIST, peers_down, 0, 0, NULL, 0),
+	OPT("PeerRetry", MP_CFG_DURATION, peer_retry, 1, 7 * 86400LL, "10m", 0),
 };
 
 static int

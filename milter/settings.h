@@ -53,6 +53,7 @@ typedef struct milter_settings {
 	long long sync_interval;       /* SyncInterval, seconds; 0 = no pushes */
 	int representative;            /* Representative */
 	mp_strlist peers_down;         /* PeerDown */
+	long long peer_retry;          /* PeerRetry: a bounced peer rests this long */
 
 	/* derived by milter_settings_load() */
 	unsigned socket_mode_bits, table_mode_bits, control_mode_bits;

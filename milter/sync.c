@@ -10,8 +10,10 @@
  * (mp_table_merge needs a strictly newer time).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "inject.h"
@@ -30,6 +32,9 @@ struct peer_state {
 	int full_wanted;
 };
 
+/* Apart from peers[] so that a reload's reset does not revive a peer. */
+static _Atomic uint64_t resting_until[MILTER_MAX_PEERS];
+
 static pthread_t thread;
 static int running, stopping, kicked;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -46,6 +51,42 @@ milter_sync_request_full(int p)
 	kicked = 1;
 	pthread_cond_signal(&wake);
 	pthread_mutex_unlock(&lock);
+}
+
+int
+milter_sync_peer_usable(const milter_snapshot *snap, int p, uint64_t now)
+{
+	if (p < 0 || (size_t)p >= snap->hc.npeers || snap->peer_down[p])
+		return 0;
+	return now >= atomic_load(&resting_until[p]);
+}
+
+static int
+contains(const char *hay, size_t len, const char *needle)
+{
+	size_t n = strlen(needle), i;
+
+	for (i = 0; n && i + n <= len; i++)
+		if (strncasecmp(hay + i, needle, n) == 0)
+			return 1;
+	return 0;
+}
+
+int
+milter_sync_bounce(const milter_snapshot *snap, const char *body, size_t len, uint64_t now)
+{
+	size_t p;
+	int found = 0;
+
+	for (p = 0; p < snap->hc.npeers; p++) {
+		if (!contains(body, len, snap->peers[p].addr))
+			continue;
+		atomic_store(&resting_until[p], now + (uint64_t)snap->settings->peer_retry);
+		mp_log(MP_LOG_WARNING, "peer %s marked down for %llds: a bounce names it",
+		       snap->peers[p].addr, snap->settings->peer_retry);
+		found++;
+	}
+	return found;
 }
 
 /* Sends e[0..n) to peer p in mails of MP_SYNC_MAX_ENTRIES; want_full
@@ -114,6 +155,13 @@ round_for_peer(const milter_snapshot *snap, int p, int push_due, uint64_t now)
 	pthread_mutex_unlock(&lock);
 	if (!full && !push_due)
 		return;
+	if (snap->settings->representative) {
+		/* a representative keeps no table of its own to push: it probes
+		 * (an empty sync), so that an unreachable peer bounces */
+		if (push_due && send_entries(snap, p, NULL, 0, 0, now) == MP_OK)
+			ps->last_push = now;
+		return;
+	}
 	rc = changed_since(snap, full ? 0 : ps->last_push, now, full ? FULL_MAX : PUSH_MAX, &e, &n);
 	if (rc == MP_OK && (n > 0 || full))
 		rc = send_entries(snap, p, e, n, 0, now);
@@ -153,7 +201,7 @@ bootstrap(const milter_snapshot *snap, uint64_t now)
 	size_t p;
 
 	mp_table_stats_get(milter.table, &st);
-	if (st.entries != 0)
+	if (st.entries != 0 || snap->settings->representative)
 		return;
 	for (p = 0; p < snap->hc.npeers; p++)
 		if (!snap->peer_down[p] && send_entries(snap, (int)p, NULL, 0, 1, now) == MP_OK)
@@ -185,7 +233,7 @@ sync_main(void *arg)
 		}
 		first = 0;
 		for (p = 0; p < snap->hc.npeers; p++)
-			if (!snap->peer_down[p])
+			if (milter_sync_peer_usable(snap, (int)p, now))
 				round_for_peer(snap, (int)p, interval && now >= next_push, now);
 		if (interval && now >= next_push)
 			next_push = now + interval;

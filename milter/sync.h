@@ -17,8 +17,25 @@
 #ifndef MAILPUNCH_MILTER_SYNC_H
 #define MAILPUNCH_MILTER_SYNC_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "state.h"
+
 int milter_sync_start(void);
 void milter_sync_stop(void);
 void milter_sync_request_full(int peer);
+
+/*
+ * Peer health.  A representative sends each peer an empty TABLE_SYNC
+ * every SyncInterval, from its rendezvous address: if the peer cannot
+ * be reached, the MTA returns it, and the bounce names the peer's
+ * address.  milter_sync_bounce() looks for configured peer addresses in
+ * a bounce (body of a mail with the null sender to a rendezvous address)
+ * and marks each found down for PeerRetry seconds; it returns how many.
+ * milter_sync_peer_usable(): not in PeerDown and not resting.
+ */
+int milter_sync_bounce(const milter_snapshot *snap, const char *body, size_t len, uint64_t now);
+int milter_sync_peer_usable(const milter_snapshot *snap, int peer, uint64_t now);
 
 #endif

@@ -7,7 +7,7 @@
 #     an empty table fills it from its peer; with one host stopped, a
 #     member still gets the whole community through the other;
 #  2. a representative host spreads 30 requests evenly over two hosts,
-#     and skips a host marked down;
+#     and skips a host marked down or found down by a bounce;
 #  3. an MX cluster: two milters sharing one table in a real redis-server
 #     (started here, loopback) give the same answers to the same sequence
 #     of requests as one milter with a shared-memory table; Redis stopped
@@ -233,9 +233,11 @@ fi
 echo "# part 2: a representative host spreads requests over two hosts"
 stop_milter a
 # behind a representative the hosts answer with its key: members know one host
-write_conf a r /mp-hosts-$$-a2
-write_conf b r /mp-hosts-$$-b2
-write_conf r r /mp-hosts-$$-r "Representative yes" "Peer rdv@a.example $pub_r" "Peer rdv@b.example $pub_r" "SyncInterval 0"
+write_conf a r /mp-hosts-$$-a2 "Peer rdv@r.example $pub_r" "SyncInterval 0"
+write_conf b r /mp-hosts-$$-b2 "Peer rdv@r.example $pub_r" "SyncInterval 0"
+# R probes its peers every second (an unreachable one bounces)
+write_conf r r /mp-hosts-$$-r "Representative yes" "Peer rdv@a.example $pub_r" \
+	"Peer rdv@b.example $pub_r" "SyncInterval 1s" "PeerRetry 1h"
 start_milter a || not_ok "A restarts"
 start_milter b || not_ok "B restarts"
 check "representative R starts (Peers A and B)" start_milter r
@@ -271,6 +273,21 @@ req_b=$(stat_of b requests)
 for i in $(seq 4); do request r dave "" r || true; done
 check "with B marked down, R sends all 4 to A" wait_replies r dave 36 30
 check "A answered 4, B none" test "$(($(stat_of a requests) - req_a))/$(($(stat_of b requests) - req_b))" = "4/0"
+# A's MTA goes away (B is no longer marked down): R's probe to A bounces
+# back (tried once only here), and R stops sending to A on its own
+sed -i '/^PeerDown/d' "$top/r/milter.conf"
+kill -USR1 "${milter_pid[r]}"
+# (Postfix shows its own bounces to milters only if asked to)
+mailenv_postconf "$top/r" 'maximal_queue_lifetime = 0' 'bounce_queue_lifetime = 0' \
+	'internal_mail_filter_classes = bounce' >/dev/null 2>&1
+mailenv_stop "$top/a" >/dev/null 2>&1
+check "R learns from a bounce that A is down" \
+	wait_for 30 grep -q 'peer rdv@a.example marked down' "$top/r/milter.log"
+req_a=$(stat_of a requests)
+req_b=$(stat_of b requests)
+for i in $(seq 4); do request r dave "" r || true; done
+check "with A's MTA down, R sends all 4 to B" wait_replies r dave 40 30
+check "B answered 4, A none" test "$(($(stat_of a requests) - req_a))/$(($(stat_of b requests) - req_b))" = "0/4"
 stop_milter r
 stop_milter a
 stop_milter b
