@@ -10,7 +10,9 @@
  *               (trusted host, outstanding session ID, signer) and
  *               handed to the running command
  *   link.c      one connection attempt to one peer over UDP: probes to
- *               every candidate, the handshake (lib/punch.c), test data
+ *               every candidate, the handshake (lib/punch.c)
+ *   transport.c the QUIC connection over an established link: TLS with
+ *               pinned identity keys, streams as bufferevents, datagrams
  *   settings.c, state.c   configuration; what survives a restart
  *
  * Everything runs on one libevent loop; callbacks never block.
@@ -49,6 +51,7 @@ enum agent_exit {
 
 typedef struct agent agent;
 typedef struct agent_link agent_link;
+typedef struct agent_transport agent_transport;
 
 /* What the running command wants to hear about. */
 typedef struct agent_hooks {
@@ -85,6 +88,10 @@ struct agent {
 	/* link.c */
 	agent_link *links[AGENT_MAX_LINKS];
 	size_t nlinks;
+
+	/* transport.c: the QUIC connections over established links */
+	agent_transport *transports[AGENT_MAX_LINKS];
+	size_t ntransports;
 
 	/* main.c: the command's own timers and data */
 	struct event *deadline;
@@ -123,6 +130,7 @@ void agent_link_add_candidates(agent_link *l, const mp_endpoints *ep);
 int agent_link_send_data(agent_link *l, const uint8_t *data, size_t len);
 const mp_pubid *agent_link_peer(const agent_link *l);
 const mp_candidate *agent_link_path(const agent_link *l);
+int agent_link_initiator(const agent_link *l);
 int agent_link_established(const agent_link *l);
 void agent_link_free(agent_link *l);
 /* Routes a datagram to its link; 1 if consumed. */

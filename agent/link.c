@@ -141,6 +141,13 @@ agent_link_path(const agent_link *l)
 	return l->have_path ? &l->path : NULL;
 }
 
+/* transport.c: the initiator is the QUIC client */
+int
+agent_link_initiator(const agent_link *l)
+{
+	return l->initiator;
+}
+
 int
 agent_link_established(const agent_link *l)
 {

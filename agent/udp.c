@@ -6,7 +6,8 @@
  * told to use; a second, IPv6-only socket (on the same port number when
  * free) carries IPv6 candidates, which need no NAT mapping.  The read
  * callback offers each datagram to the STUN client first, then to the
- * links (by connection ID); anything else is dropped.
+ * links (punch packets: magic "MPK\x01" and connection ID), then to the
+ * QUIC transports (transport.c); anything else is dropped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "transport.h"
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
 #include "mailpunch/netif.h"
@@ -42,7 +44,9 @@ udp_readable(evutil_socket_t fd, short what, void *arg)
 			continue;
 		if (mp_candidate_from_sockaddr((struct sockaddr *)&from, flen, MP_CAND_SRFLX, &src) != MP_OK)
 			continue;
-		agent_link_input(a, buf, (size_t)n, &src);
+		if (agent_link_input(a, buf, (size_t)n, &src))
+			continue;
+		agent_transport_dispatch(a, buf, (size_t)n, (struct sockaddr *)&from, flen);
 	}
 }
 
