@@ -45,6 +45,8 @@ enum agent_exit {
 	AGENT_EXIT_NOREPLY = 7,      /* no reply from any host in time */
 	AGENT_EXIT_UNREACHABLE = 8,  /* no peer could be reached */
 	AGENT_EXIT_NOPEER = 9,       /* no such peer / nobody to connect to */
+	AGENT_EXIT_PEERKEY = 10,     /* QUIC handshake failed: wrong identity key (either side) */
+	AGENT_EXIT_LOST = 11,        /* connection lost: peer dead (idle timeout) or closed early */
 };
 
 #define AGENT_MAX_LINKS 8

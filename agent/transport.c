@@ -82,6 +82,8 @@ typedef struct tstream {
 	 * [base, total); each but the last is full. */
 	chunk *head, *tail;
 	uint64_t base, acked, sent, total;
+	struct evbuffer *early; /* from the peer before on_stream: held back */
+	int early_fin;
 	int app_fin;            /* the application finished writing */
 	int fin_sent, peer_fin, closed, app_gone, announced, blocked;
 } tstream;
@@ -339,6 +341,8 @@ stream_free(tstream *s)
 	if (t->rr == s)
 		t->rr = NULL;
 	free_chunks(s);
+	if (s->early)
+		evbuffer_free(s->early);
 	if (!s->announced && app_end(s))
 		bufferevent_free(app_end(s));
 	if (s->ours)
@@ -570,6 +574,18 @@ recv_stream_cb(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t offset, c
 		/* nobody reads: take it off the books at once */
 		ngtcp2_conn_extend_max_stream_offset(conn, id, len);
 		ngtcp2_conn_extend_max_offset(conn, len);
+		return 0;
+	}
+	if (!s->announced) {
+		/* the application has set no callbacks yet: keep it for on_stream */
+		if (!s->early && !(s->early = evbuffer_new()))
+			return NGTCP2_ERR_CALLBACK_FAILURE;
+		if (len && evbuffer_add(s->early, data, len) != 0)
+			return NGTCP2_ERR_CALLBACK_FAILURE;
+		if (flags & NGTCP2_STREAM_DATA_FLAG_FIN) {
+			s->peer_fin = 1;
+			s->early_fin = 1;
+		}
 		return 0;
 	}
 	if (len && bufferevent_write(s->ours, data, len) != 0)
@@ -1023,6 +1039,37 @@ notify(agent_transport *t)
 		event_active(t->notify_ev, 0, 0);
 }
 
+static int
+find_stream(agent_transport *t, tstream *want)
+{
+	tstream *s;
+
+	for (s = t->streams; s; s = s->next)
+		if (s == want)
+			return 1;
+	return 0;
+}
+
+/* What the peer sent before the application took the stream. */
+static void
+deliver_early(agent_transport *t, tstream *s)
+{
+	size_t n = s->early ? evbuffer_get_length(s->early) : 0;
+
+	if (app_end(s)) {
+		if (n)
+			bufferevent_write_buffer(s->ours, s->early);
+		if (s->early_fin)
+			bufferevent_flush(s->ours, EV_WRITE, BEV_FINISHED);
+	} else if (n && t->conn) {
+		/* refused: nobody will read it */
+		ngtcp2_conn_extend_max_stream_offset(t->conn, s->id, n);
+		ngtcp2_conn_extend_max_offset(t->conn, n);
+		evbuffer_drain(s->early, n);
+		schedule_pump(t);
+	}
+}
+
 static void
 notify_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1061,6 +1108,9 @@ notify_cb(evutil_socket_t fd, short what, void *arg)
 			t->hooks.on_stream(t, app, t->hooks.arg);
 		else if (app)
 			bufferevent_free(app);
+		if (t->finished || !find_stream(t, s))
+			break;
+		deliver_early(t, s);
 	}
 }
 
@@ -1152,6 +1202,9 @@ agent_transport_new(agent *a, agent_link *l, const agent_transport_opts *opts,
 		t->opts.idle_timeout_ms = AGENT_TRANSPORT_IDLE_MS;
 	if (!t->opts.keepalive_ms)
 		t->opts.keepalive_ms = AGENT_TRANSPORT_KEEPALIVE_MS;
+	/* a quiet but living peer must never look dead */
+	if (t->opts.keepalive_ms > t->opts.idle_timeout_ms / 3)
+		t->opts.keepalive_ms = t->opts.idle_timeout_ms / 3;
 	t->server = !agent_link_initiator(l);
 	clock_gettime(CLOCK_MONOTONIC, &t->started);
 	RAND_bytes(t->tag, TAG_LEN);
