@@ -33,6 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -60,6 +63,7 @@
 #define SEND_BUFFER (1024 * 1024)
 #define MAX_PKT 1500
 #define PKTS_PER_RUN 64
+#define GSO_MAX 40              /* segments per send: 40 * 1500 < 64 KB */
 #define CLOSE_WAIT_MS 3000
 #define MAX_QUEUED_DGRAMS 64
 #define ALPN "mailpunch/1"
@@ -108,6 +112,11 @@ struct agent_transport {
 	socklen_t local_len, remote_len;
 	struct event *timer, *pump_ev, *notify_ev, *close_timer;
 	tstream *streams, *rr;
+	/* packets of one pump run, sent together (UDP GSO) */
+	uint8_t *batch;
+	size_t batch_len, batch_seg, batch_n;
+	struct sockaddr_storage batch_to;
+	socklen_t batch_tolen;
 	dgram dgrams[MAX_QUEUED_DGRAMS];
 	size_t dg_head, dg_count;
 	struct timespec started;
@@ -738,7 +747,7 @@ fill_params(agent_transport *t, ngtcp2_settings *set, ngtcp2_transport_params *p
 	set->handshake_timeout = (uint64_t)t->opts.idle_timeout_ms * NGTCP2_MILLISECONDS;
 	set->max_stream_window = 16 * 1024 * 1024;
 	set->max_window = 24 * 1024 * 1024;
-	set->no_pmtud = 1;
+	set->max_tx_udp_payload_size = 1452;   /* PMTUD probes up to here from 1200 */
 	if (getenv("MAILPUNCH_QUIC_DEBUG"))
 		set->log_printf = debug_printf;
 	ngtcp2_transport_params_default(par);
@@ -810,6 +819,78 @@ send_packet(agent_transport *t, const ngtcp2_path *p, const uint8_t *buf, size_t
 	/* a full socket buffer is a lost packet: QUIC recovers and slows */
 	if (fd >= 0)
 		(void)sendto(fd, buf, len, 0, (const struct sockaddr *)p->remote.addr, p->remote.addrlen);
+}
+
+/* The kernel cuts one buffer into equal datagrams (UDP_SEGMENT): one
+ * system call for up to GSO_MAX packets.  Kernels without it: one by one. */
+static int gso_unsupported;
+
+static void
+batch_flush(agent_transport *t)
+{
+	int fd = t->batch_to.ss_family == AF_INET ? t->a->udp_fd : t->a->udp6_fd;
+	size_t off;
+
+	if (!t->batch_n)
+		return;
+	if (fd >= 0 && t->batch_n > 1 && !gso_unsupported) {
+		char ctrl[CMSG_SPACE(sizeof(uint16_t))];
+		struct iovec iov = { t->batch, t->batch_len };
+		struct msghdr mh;
+		struct cmsghdr *cm;
+		uint16_t seg = (uint16_t)t->batch_seg;
+
+		memset(&mh, 0, sizeof mh);
+		memset(ctrl, 0, sizeof ctrl);
+		mh.msg_name = &t->batch_to;
+		mh.msg_namelen = t->batch_tolen;
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = ctrl;
+		mh.msg_controllen = sizeof ctrl;
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_UDP;
+		cm->cmsg_type = UDP_SEGMENT;
+		cm->cmsg_len = CMSG_LEN(sizeof seg);
+		memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+		if (sendmsg(fd, &mh, 0) >= 0 || (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT)) {
+			t->batch_len = t->batch_n = 0;
+			return;
+		}
+		gso_unsupported = 1;
+	}
+	/* a full socket buffer is a lost packet: QUIC recovers and slows */
+	for (off = 0; fd >= 0 && off < t->batch_len; off += t->batch_seg) {
+		size_t len = t->batch_len - off < t->batch_seg ? t->batch_len - off : t->batch_seg;
+
+		(void)sendto(fd, t->batch + off, len, 0, (struct sockaddr *)&t->batch_to, t->batch_tolen);
+	}
+	t->batch_len = t->batch_n = 0;
+}
+
+/* The packet of n bytes just written at batch + batch_len joins the batch. */
+static void
+batch_add(agent_transport *t, const ngtcp2_path *p, size_t n)
+{
+	const ngtcp2_addr *r = &p->remote;
+
+	if (t->batch_n && (r->addrlen != t->batch_tolen || memcmp(r->addr, &t->batch_to, r->addrlen) != 0 ||
+	                   n > t->batch_seg)) {
+		size_t prev = t->batch_len;
+
+		batch_flush(t);
+		memmove(t->batch, t->batch + prev, n);
+	}
+	if (!t->batch_n) {
+		memcpy(&t->batch_to, r->addr, r->addrlen);
+		t->batch_tolen = r->addrlen;
+		t->batch_seg = n;
+	}
+	t->batch_len += n;
+	t->batch_n++;
+	/* a shorter packet can only be the last of a batch */
+	if (n < t->batch_seg || t->batch_n == GSO_MAX)
+		batch_flush(t);
 }
 
 static void
@@ -934,7 +1015,7 @@ close_now(agent_transport *t)
 static void
 pump(agent_transport *t)
 {
-	uint8_t buf[MAX_PKT];
+	uint8_t *buf;
 	ngtcp2_path_storage ps;
 	ngtcp2_pkt_info pi;
 	ngtcp2_tstamp ts = now_ns();
@@ -957,12 +1038,13 @@ pump(agent_transport *t)
 		uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
 		int64_t id = -1;
 
+		buf = t->batch + t->batch_len;
 		if (t->ready && t->dg_count) {
 			dgram *d = &t->dgrams[t->dg_head];
 			ngtcp2_vec dv = { d->data, d->len };
 			int accepted = 0;
 
-			n = ngtcp2_conn_writev_datagram(t->conn, &ps.path, &pi, buf, sizeof buf, &accepted,
+			n = ngtcp2_conn_writev_datagram(t->conn, &ps.path, &pi, buf, MAX_PKT, &accepted,
 			                                NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv, 1, ts);
 			if (accepted || n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
 				t->dg_head = (t->dg_head + 1) % MAX_QUEUED_DGRAMS;
@@ -977,7 +1059,7 @@ pump(agent_transport *t)
 			}
 			if (n == 0)
 				break;
-			send_packet(t, &ps.path, buf, (size_t)n);
+			batch_add(t, &ps.path, (size_t)n);
 			npkts++;
 			continue;
 		}
@@ -994,7 +1076,7 @@ pump(agent_transport *t)
 		} else {
 			s = NULL;
 		}
-		n = ngtcp2_conn_writev_stream(t->conn, &ps.path, &pi, buf, sizeof buf, &datalen, flags, id, v, nv, ts);
+		n = ngtcp2_conn_writev_stream(t->conn, &ps.path, &pi, buf, MAX_PKT, &datalen, flags, id, v, nv, ts);
 		if (s && datalen >= 0) {
 			s->sent += (uint64_t)datalen;
 			if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && unsent(s) == 0)
@@ -1010,14 +1092,16 @@ pump(agent_transport *t)
 					s->fin_sent = 1;
 				continue;
 			}
+			t->batch_len = t->batch_n = 0;
 			fail_liberr(t, (int)n);
 			return;
 		}
 		if (n == 0)
 			break;
-		send_packet(t, &ps.path, buf, (size_t)n);
+		batch_add(t, &ps.path, (size_t)n);
 		npkts++;
 	}
+	batch_flush(t);
 	ngtcp2_conn_update_pkt_tx_time(t->conn, ts);
 	if (npkts == PKTS_PER_RUN)
 		schedule_pump(t);       /* more to send: after pending reads */
@@ -1193,6 +1277,10 @@ agent_transport_new(agent *a, agent_link *l, const agent_transport_opts *opts,
 
 	if (!path || !(t = calloc(1, sizeof *t)))
 		return NULL;
+	if (!(t->batch = malloc(PKTS_PER_RUN * MAX_PKT))) {
+		free(t);
+		return NULL;
+	}
 	t->a = a;
 	t->link = l;
 	t->hooks = *hooks;
@@ -1400,6 +1488,7 @@ agent_transport_free(agent_transport *t)
 		gnutls_deinit(t->tls);
 	if (t->cred)
 		gnutls_certificate_free_credentials(t->cred);
+	free(t->batch);
 	free(t);
 }
 
