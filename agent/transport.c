@@ -63,6 +63,7 @@
 #define SEND_BUFFER (1024 * 1024)
 #define MAX_PKT 1500
 #define PKTS_PER_RUN 64
+#define SOCKET_BUFFER (2 * 1024 * 1024)
 #define GSO_MAX 40              /* segments per send: 40 * 1500 < 64 KB */
 #define CLOSE_WAIT_MS 3000
 #define MAX_QUEUED_DGRAMS 64
@@ -86,6 +87,8 @@ typedef struct tstream {
 	 * [base, total); each but the last is full. */
 	chunk *head, *tail;
 	uint64_t base, acked, sent, total;
+	chunk *cur;             /* the chunk holding offset sent (a hint) ... */
+	uint64_t cur_base;      /* ... starting at this offset */
 	struct evbuffer *early; /* from the peer before on_stream: held back */
 	int early_fin;
 	int app_fin;            /* the application finished writing */
@@ -319,7 +322,7 @@ free_chunks(tstream *s)
 		s->head = c->next;
 		free(c);
 	}
-	s->tail = NULL;
+	s->tail = s->cur = NULL;
 	s->base = s->acked = s->sent = s->total;
 }
 
@@ -623,6 +626,8 @@ acked_cb(ngtcp2_conn *conn, int64_t id, uint64_t offset, uint64_t len, void *ud,
 		s->head = c->next;
 		if (s->tail == c)
 			s->tail = NULL;
+		if (s->cur == c)
+			s->cur = NULL;
 		s->base += CHUNK_SIZE;
 		free(c);
 	}
@@ -975,11 +980,18 @@ next_sendable(agent_transport *t)
 static size_t
 stream_vec(tstream *s, ngtcp2_vec *v, size_t max)
 {
-	uint64_t at = s->base;
-	chunk *c;
+	uint64_t at = s->cur ? s->cur_base : s->base;
+	chunk *c = s->cur ? s->cur : s->head;
 	size_t n = 0;
 
-	for (c = s->head; c && n < max; at += c->len, c = c->next) {
+	/* start at the first chunk with unsent bytes, not at the oldest */
+	while (c && c->next && at + c->len <= s->sent) {
+		at += c->len;
+		c = c->next;
+	}
+	s->cur = c;
+	s->cur_base = at;
+	for (; c && n < max; at += c->len, c = c->next) {
 		if (at + c->len <= s->sent)
 			continue;
 		v[n].base = c->data + (s->sent > at ? s->sent - at : 0);
@@ -1299,6 +1311,14 @@ agent_transport_new(agent *a, agent_link *l, const agent_transport_opts *opts,
 	if (t->tag[0] == 'P')
 		t->tag[0] ^= 0x80;
 	fd = path->family == 4 ? a->udp_fd : a->udp6_fd;
+	{
+		/* a burst of a fast sender must not overflow the default
+		 * 208 KiB: every drop is a loss to congestion control */
+		int rcv = SOCKET_BUFFER, snd = SOCKET_BUFFER;
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
+	}
 	t->local_len = sizeof t->local;
 	if (fd < 0 || getsockname(fd, (struct sockaddr *)&t->local, &t->local_len) != 0 ||
 	    mp_candidate_to_sockaddr(path, &t->remote, &t->remote_len) != MP_OK)
@@ -1405,7 +1425,8 @@ agent_transport_dispatch(agent *a, const uint8_t *pkt, size_t len, const struct 
 		for (tstream *s = t->streams; s; s = s->next)
 			if (!s->announced && !ngtcp2_conn_is_local_stream(t->conn, s->id))
 				notify(t);
-	pump(t);
+	/* after the whole batch udp.c reads: one ACK for many packets */
+	schedule_pump(t);
 	return 1;
 }
 
