@@ -15,6 +15,8 @@
  *               every candidate, the handshake (lib/punch.c), test data
  *   traverse.c  the attempt's NAT traversal plan (lib/natplan.c): range
  *               detection, bubbles, spraying, birthday probing, alignment
+ *   transport.c the QUIC connection over an established link: TLS with
+ *               pinned identity keys, streams as bufferevents, datagrams
  *   settings.c, state.c   configuration; what survives a restart
  *
  * Everything runs on one libevent loop; callbacks never block.
@@ -47,12 +49,15 @@ enum agent_exit {
 	AGENT_EXIT_NOREPLY = 7,      /* no reply from any host in time */
 	AGENT_EXIT_UNREACHABLE = 8,  /* no peer could be reached */
 	AGENT_EXIT_NOPEER = 9,       /* no such peer / nobody to connect to */
+	AGENT_EXIT_PEERKEY = 10,     /* QUIC handshake failed: wrong identity key (either side) */
+	AGENT_EXIT_LOST = 11,        /* connection lost: peer dead (idle timeout) or closed early */
 };
 
 #define AGENT_MAX_LINKS 8
 
 typedef struct agent agent;
 typedef struct agent_link agent_link;
+typedef struct agent_transport agent_transport;
 
 /* What the running command wants to hear about. */
 typedef struct agent_hooks {
@@ -96,6 +101,10 @@ struct agent {
 	/* link.c */
 	agent_link *links[AGENT_MAX_LINKS];
 	size_t nlinks;
+
+	/* transport.c: the QUIC connections over established links */
+	agent_transport *transports[AGENT_MAX_LINKS];
+	size_t ntransports;
 
 	/* main.c: the command's own timers and data */
 	struct event *deadline;
@@ -148,6 +157,7 @@ void agent_link_on_range(agent_link *l, const struct mp_range *r);
 int agent_link_send_data(agent_link *l, const uint8_t *data, size_t len);
 const mp_pubid *agent_link_peer(const agent_link *l);
 const mp_candidate *agent_link_path(const agent_link *l);
+int agent_link_initiator(const agent_link *l);
 int agent_link_established(const agent_link *l);
 /* The socket the path was found on (the transport sends there). */
 int agent_link_path_fd(const agent_link *l);

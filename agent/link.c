@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "link_priv.h"
+#include "transport.h"
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
 #include "mailpunch/netif.h"
@@ -172,7 +173,7 @@ sock_readable(evutil_socket_t fd, short what, void *arg)
 {
 	link_sock *s = arg;
 	agent_link *l = s->l;
-	uint8_t buf[2048];
+	uint8_t buf[2048], id[MP_PUNCH_CONN_ID_LEN];
 	int i, idx = s->tag;
 
 	for (i = 0; i < 32; i++) {
@@ -201,6 +202,11 @@ sock_readable(evutil_socket_t fd, short what, void *arg)
 				traverse_stun_answered(l, idx);
 				return;      /* the link may have moved on */
 			}
+		}
+		if (mp_punch_conn_id(buf, (size_t)n, id) != MP_OK) {
+			/* QUIC on a path the traversal found on this socket */
+			agent_transport_dispatch(l->a, buf, (size_t)n, (struct sockaddr *)&from, flen);
+			continue;
 		}
 		if (route_input(l, idx, buf, (size_t)n, &src) < 0)
 			return;      /* the link was freed */
@@ -331,6 +337,13 @@ const mp_candidate *
 agent_link_path(const agent_link *l)
 {
 	return l->have_path ? &l->path : NULL;
+}
+
+/* transport.c: the initiator is the QUIC client */
+int
+agent_link_initiator(const agent_link *l)
+{
+	return l->initiator;
 }
 
 int

@@ -78,6 +78,8 @@ struct agent_link {
 	mp_spray spray;
 	int spraying;
 	unsigned spray_rounds;
+	mp_range pending;              /* a RANGE that came before the ANSWER */
+	int have_pending;
 	mp_range peer_range;           /* what the peer reported */
 	int have_peer_range;
 	/* align */

@@ -4,8 +4,11 @@
  *   mailpunch-agent [-c FILE] [--json] COMMAND [ARG]
  *     id                 print this user's ID (creates the identity once)
  *     register           send a REQUEST to the hosts, print the REPLY's peers
- *     connect [PEER]     register, pick a peer, signal it, punch, handshake
- *     listen             stay registered and accept connections (standby)
+ *     connect [PEER]     register, pick a peer, signal it, punch, handshake,
+ *                        then QUIC: stdin to the peer, the peer to stdout
+ *     listen [--exec CMD] stay registered and accept connections (standby);
+ *                        each stream to stdout (the first gets stdin), or
+ *                        to CMD's stdin/stdout
  *     invite ADDRESS     direct mode: signal a friend by mail, no host
  *     status             identity, hosts, known peers, pending requests
  *     nat                how the NAT in front behaves (STUN, RFC 5780)
@@ -15,6 +18,7 @@
  * and mailpunch-agent(1).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,13 +26,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "agent.h"
+#include "pipe.h"
+#include "transport.h"
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
 #include "mailpunch/natplan.h"
@@ -38,6 +46,7 @@
 #define ANSWER 2
 #define RANGE 3       /* NAT measurements (agent/traverse.c) */
 #define HELLO_EVERY_MS 1000
+#define MAX_PIPES 32
 
 /* What connect, listen and invite keep between events. */
 typedef struct flow {
@@ -49,14 +58,22 @@ typedef struct flow {
 	char via_host[MP_ADDR_MAX + 1];
 	agent_link *link;                 /* connect/invite: the attempt */
 	mp_uid link_uid;
-	int got_data, registered;
+	int registered;
 	size_t requests_failed;
-	struct event *hello_timer, *attempt_timer, *keepalive_timer, *rereg_timer;
+	struct event *attempt_timer, *keepalive_timer, *rereg_timer, *sigchld;
+	const char *exec_cmd;             /* listen --exec CMD */
+	unsigned idle_ms;                 /* --idle-timeout */
+	agent_pipe *pipe;                 /* connect: stdin/stdout <-> the stream */
+	int pipe_ok, stdin_taken;
+	agent_pipe *pipes[MAX_PIPES];     /* listen: one per incoming stream */
 	uint64_t registered_at;
 	mp_endpoints announced;
 } flow;
 
 static const char *progname = "mailpunch-agent";
+/* Messages and --json events: stdout, unless stdout carries stream data
+ * (connect, invite, listen without --exec), then stderr. */
+static FILE *msg_fp;
 static struct timespec started;
 
 /* Milliseconds since the command started: --json events carry it, so
@@ -88,10 +105,10 @@ agent_say(agent *a, const char *fmt, ...)
 	if (a->json)
 		return;
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vfprintf(msg_fp, fmt, ap);
 	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
+	fputc('\n', msg_fp);
+	fflush(msg_fp);
 }
 
 void
@@ -114,18 +131,18 @@ agent_maybe_exit(agent *a)
 static void
 json_str(const char *s)
 {
-	putchar('"');
+	fputc('"', msg_fp);
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
 		if (c == '"' || c == '\\')
-			printf("\\%c", c);
+			fprintf(msg_fp, "\\%c", c);
 		else if (c < 0x20 || c >= 0x7f)
-			printf("\\u%04x", c);
+			fprintf(msg_fp, "\\u%04x", c);
 		else
-			putchar(c);
+			fputc(c, msg_fp);
 	}
-	putchar('"');
+	fputc('"', msg_fp);
 }
 
 static void
@@ -157,11 +174,11 @@ print_peers(agent *a, const mp_msg *reply, const char *host)
 	size_t i;
 
 	if (a->json) {
-		printf("{\"event\":\"reply\",\"ms\":%ld,\"epoch_ms\":%lld,\"host\":", ms_since_start(), epoch_ms());
+		fprintf(msg_fp, "{\"event\":\"reply\",\"ms\":%ld,\"epoch_ms\":%lld,\"host\":", ms_since_start(), epoch_ms());
 		json_str(host);
-		printf(",\"peers\":[");
+		fprintf(msg_fp, ",\"peers\":[");
 	} else {
-		printf("reply from %s: %u peer%s\n", host, reply->u.reply.npeers,
+		fprintf(msg_fp, "reply from %s: %u peer%s\n", host, reply->u.reply.npeers,
 		       reply->u.reply.npeers == 1 ? "" : "s");
 	}
 	for (i = 0; i < reply->u.reply.npeers; i++) {
@@ -171,23 +188,23 @@ print_peers(agent *a, const mp_msg *reply, const char *host)
 		uid_of(&p->id, uid);
 		print_candidates(&p->ep, cands, sizeof cands);
 		if (a->json) {
-			printf("%s{\"user_id\":\"%s\",\"name\":", i ? "," : "", uid);
+			fprintf(msg_fp, "%s{\"user_id\":\"%s\",\"name\":", i ? "," : "", uid);
 			json_str(p->name);
-			printf(",\"age\":%u,\"failed\":%s,\"candidates\":", p->age,
+			fprintf(msg_fp, ",\"age\":%u,\"failed\":%s,\"candidates\":", p->age,
 			       p->flags & MP_PEER_FAILED ? "true" : "false");
 			json_str(cands);
-			printf(",\"nat\":{\"mapping\":\"%s\",\"filtering\":\"%s\",\"allocation\":\"%s\",\"delta\":%d}",
-			       mp_nat_dep_name(p->ep.nat.mapping), mp_nat_dep_name(p->ep.nat.filtering),
-			       mp_nat_alloc_name(p->ep.nat.allocation), p->ep.nat.delta);
-			printf("}");
+			fprintf(msg_fp, ",\"nat\":{\"mapping\":\"%s\",\"filtering\":\"%s\",\"allocation\":\"%s\",\"delta\":%d}",
+			        mp_nat_dep_name(p->ep.nat.mapping), mp_nat_dep_name(p->ep.nat.filtering),
+			        mp_nat_alloc_name(p->ep.nat.allocation), p->ep.nat.delta);
+			fprintf(msg_fp, "}");
 		} else {
-			printf("  %s  %-16s  %5us ago  %s  %s\n", uid, p->name[0] ? p->name : "-", p->age,
+			fprintf(msg_fp, "  %s  %-16s  %5us ago  %s  %s\n", uid, p->name[0] ? p->name : "-", p->age,
 			       p->flags & MP_PEER_FAILED ? "F" : "-", cands);
 		}
 	}
 	if (a->json)
-		printf("]}\n");
-	fflush(stdout);
+		fprintf(msg_fp, "]}\n");
+	fflush(msg_fp);
 }
 
 static void
@@ -200,7 +217,7 @@ say_event(agent *a, const char *event, agent_link *l, const char *text)
 	if (c)
 		mp_candidate_format(c, path, sizeof path);
 	if (a->json) {
-		printf("{\"event\":\"%s\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\",\"path\":\"%s\"",
+		fprintf(msg_fp, "{\"event\":\"%s\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\",\"path\":\"%s\"",
 		       event, ms_since_start(), epoch_ms(), uid, path);
 		if (!text) {
 			unsigned long packets;
@@ -212,16 +229,16 @@ say_event(agent *a, const char *event, agent_link *l, const char *text)
 			json_str(plan);
 		}
 		if (text) {
-			printf(",\"message\":");
+			fprintf(msg_fp, ",\"message\":");
 			json_str(text);
 		}
-		printf("}\n");
+		fprintf(msg_fp, "}\n");
 	} else if (text) {
-		printf("%s from %s via %s: %s\n", event, uid, path, text);
+		fprintf(msg_fp, "%s from %s via %s: %s\n", event, uid, path, text);
 	} else {
-		printf("%s with %s via %s (identity verified)\n", event, uid, path);
+		fprintf(msg_fp, "%s with %s via %s (identity verified)\n", event, uid, path);
 	}
-	fflush(stdout);
+	fflush(msg_fp);
 }
 
 /* ---------------------------------------------------------------- status */
@@ -271,19 +288,19 @@ print_listen_status(agent *a)
 
 	snprintf(path, sizeof path, "%s/listen.status", a->cfg->state_dir);
 	if (!(fp = fopen(path, "r"))) {
-		printf("listen: not running\n");
+		fprintf(msg_fp, "listen: not running\n");
 		return;
 	}
 	if (fgets(line, sizeof line, fp))
 		sscanf(line, "pid %ld", &pid);
 	if (pid <= 0 || kill((pid_t)pid, 0) != 0) {
-		printf("listen: not running (last ran as pid %ld)\n", pid);
+		fprintf(msg_fp, "listen: not running (last ran as pid %ld)\n", pid);
 		fclose(fp);
 		return;
 	}
-	printf("listen: running as pid %ld\n", pid);
+	fprintf(msg_fp, "listen: running as pid %ld\n", pid);
 	while (fgets(line, sizeof line, fp))
-		printf("  %s", line);
+		fprintf(msg_fp, "  %s", line);
 	fclose(fp);
 }
 
@@ -376,58 +393,226 @@ parse_payload(const mp_msg *sig, const uint8_t **conn_id, const uint8_t **secret
 
 /* ---------------------------------------------------------------- links */
 
+/* ---------------------------------------------------------------- transport */
+
+static agent_transport *
+transport_of(agent *a, agent_link *l)
+{
+	size_t i;
+
+	for (i = 0; i < a->ntransports; i++)
+		if (agent_transport_link(a->transports[i]) == l)
+			return a->transports[i];
+	return NULL;
+}
+
 static void
-hello_tick(evutil_socket_t fd, short what, void *arg)
+say_transport(agent *a, agent_transport *t, const char *event, const char *reason)
+{
+	char uid[MP_UID_TEXT_LEN + 1], path[64] = "-";
+
+	uid_of(agent_link_peer(agent_transport_link(t)), uid);
+	agent_transport_peer_addr(t, path, sizeof path);
+	if (a->json) {
+		fprintf(msg_fp, "{\"event\":\"%s\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\",\"path\":\"%s\"", event,
+		        ms_since_start(), epoch_ms(), uid, path);
+		if (reason) {
+			fprintf(msg_fp, ",\"reason\":");
+			json_str(reason);
+		} else {
+			fprintf(msg_fp, ",\"handshake_ms\":%ld", agent_transport_handshake_ms(t));
+		}
+		fprintf(msg_fp, "}\n");
+	} else if (reason) {
+		fprintf(msg_fp, "connection with %s closed: %s\n", uid, reason);
+	} else {
+		fprintf(msg_fp, "secure connection with %s via %s (QUIC, TLS 1.3, identity key pinned; handshake %ld ms)\n",
+		        uid, path, agent_transport_handshake_ms(t));
+	}
+	fflush(msg_fp);
+}
+
+static void
+connect_pipe_done(agent_pipe *p, int ok, void *arg)
 {
 	agent *a = arg;
 	flow *f = a->cmd;
-	char msg[128];
+	agent_transport *t = f->link ? transport_of(a, f->link) : NULL;
 
-	if (!f->link || !agent_link_established(f->link) || f->got_data)
+	f->pipe_ok = ok;
+	agent_pipe_free(p);
+	f->pipe = NULL;
+	if (t)
+		agent_transport_close(t);     /* on_closed ends the command */
+	else
+		agent_finish(a, ok ? AGENT_EXIT_OK : AGENT_EXIT_LOST);
+}
+
+static void
+tr_ready(agent_transport *t, void *arg)
+{
+	agent *a = arg;
+	flow *f = a->cmd;
+	struct bufferevent *bev;
+
+	say_transport(a, t, "transport_ready", NULL);
+	if (agent_transport_link(t) != f->link)
 		return;
-	snprintf(msg, sizeof msg, "hello from %s (%s)", a->uid_text, a->cfg->name ? a->cfg->name : "");
-	agent_link_send_data(f->link, (const uint8_t *)msg, strlen(msg));
+	/* connect, invite: stdin to the peer, the peer to stdout */
+	if (!(bev = agent_transport_open_stream(t)) ||
+	    !(f->pipe = agent_pipe_new(a->base, bev, STDIN_FILENO, STDOUT_FILENO, connect_pipe_done, a))) {
+		agent_say(a, "cannot open a stream");
+		agent_transport_close(t);
+	}
+}
+
+static void
+listen_pipe_done(agent_pipe *p, int ok, void *arg)
+{
+	agent *a = arg;
+	flow *f = a->cmd;
+	size_t i;
+
+	for (i = 0; i < MAX_PIPES; i++)
+		if (f->pipes[i] == p)
+			f->pipes[i] = NULL;
+	agent_pipe_free(p);
+}
+
+/* Runs CMD with the stream on its stdin and stdout (a socketpair).  A
+ * plain "prog arg ..." is exec'd directly; anything a shell would
+ * interpret goes through /bin/sh -c.  MAILPUNCH_PEER holds the peer's
+ * user ID. */
+static int
+spawn(const char *cmd, const char *peer_uid)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		char *argv[64], copy[4096], *tok, *save = NULL;
+		size_t n = 0;
+
+		dup2(sv[1], STDIN_FILENO);
+		dup2(sv[1], STDOUT_FILENO);
+		signal(SIGPIPE, SIG_DFL);
+		setenv("MAILPUNCH_PEER", peer_uid, 1);
+		if (strpbrk(cmd, "|&;<>()$`\\\"'*?[]#~=%{}\n") || strlen(cmd) >= sizeof copy) {
+			execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+			_exit(127);
+		}
+		snprintf(copy, sizeof copy, "%s", cmd);
+		for (tok = strtok_r(copy, " \t", &save); tok && n < 63; tok = strtok_r(NULL, " \t", &save))
+			argv[n++] = tok;
+		argv[n] = NULL;
+		if (n)
+			execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	return sv[0];
+}
+
+static void
+tr_stream(agent_transport *t, struct bufferevent *bev, void *arg)
+{
+	agent *a = arg;
+	flow *f = a->cmd;
+	char uid[MP_UID_TEXT_LEN + 1];
+	size_t i;
+	int in = -1, out = STDOUT_FILENO;
+
+	for (i = 0; i < MAX_PIPES && f->pipes[i]; i++)
+		;
+	if (strcmp(f->command, "listen") != 0 || i == MAX_PIPES) {
+		bufferevent_free(bev);          /* not taken: the peer sees a reset */
+		return;
+	}
+	uid_of(agent_link_peer(agent_transport_link(t)), uid);
+	if (f->exec_cmd) {
+		if ((in = out = spawn(f->exec_cmd, uid)) < 0) {
+			agent_say(a, "cannot run %s: %s", f->exec_cmd, strerror(errno));
+			bufferevent_free(bev);
+			return;
+		}
+	} else if (!f->stdin_taken) {
+		/* like nc -l: our stdin goes to the first stream */
+		f->stdin_taken = 1;
+		in = STDIN_FILENO;
+	}
+	f->pipes[i] = agent_pipe_new(a->base, bev, in, out, listen_pipe_done, a);
+}
+
+static void
+tr_closed(agent_transport *t, agent_transport_end end, const char *reason, void *arg)
+{
+	agent *a = arg;
+	flow *f = a->cmd;
+	agent_link *l = agent_transport_link(t);
+	int code;
+
+	say_transport(a, t, "transport_closed", reason);
+	agent_transport_free(t);
+	if (l != f->link) {
+		agent_link_free(l);
+		write_status(a);
+		return;
+	}
+	switch (end) {
+	case AGENT_TRANSPORT_CLOSED:
+	case AGENT_TRANSPORT_PEER_CLOSED:
+		code = !f->pipe && f->pipe_ok ? AGENT_EXIT_OK : AGENT_EXIT_LOST;
+		break;
+	case AGENT_TRANSPORT_WRONG_KEY:
+	case AGENT_TRANSPORT_HANDSHAKE:
+		code = AGENT_EXIT_PEERKEY;
+		break;
+	case AGENT_TRANSPORT_TIMEOUT:
+		code = AGENT_EXIT_LOST;
+		break;
+	default:
+		code = AGENT_EXIT_FAILURE;
+	}
+	agent_pipe_free(f->pipe);
+	f->pipe = NULL;
+	agent_link_free(l);
+	f->link = NULL;
+	agent_finish(a, code);
 }
 
 static void
 on_link(agent *a, agent_link *l, int established)
 {
 	flow *f = a->cmd;
+	agent_transport_hooks h = { tr_ready, tr_stream, NULL, tr_closed, a };
+	agent_transport_opts o = { f->idle_ms, 0 };
 
 	say_event(a, "established", l, NULL);
 	write_status(a);
-	if (f->link == l) {
-		/* the initiator speaks first and repeats until answered */
-		hello_tick(-1, 0, a);
-		timer(a, &f->hello_timer, HELLO_EVERY_MS, 1, hello_tick);
+	if (f->link == l && f->attempt_timer)
+		event_del(f->attempt_timer);
+	/* the link proved both identity keys; QUIC now runs over its path */
+	if (!transport_of(a, l) && !agent_transport_new(a, l, &o, &h)) {
+		agent_say(a, "cannot start the QUIC transport");
+		if (f->link == l)
+			agent_finish(a, AGENT_EXIT_FAILURE);
 	}
 }
 
 static void
-on_data(agent *a, agent_link *l, const uint8_t *data, size_t len)
+child_exited(evutil_socket_t sig, short what, void *arg)
 {
-	flow *f = a->cmd;
-	char text[MP_PUNCH_MAX_DATA + 1];
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		text[i] = data[i] >= 0x20 && data[i] < 0x7f ? (char)data[i] : '?';
-	text[len] = '\0';
-	say_event(a, "message", l, text);
-	if (f->link == l) {
-		f->got_data = 1;
-		agent_finish(a, AGENT_EXIT_OK);
-		return;
-	}
-	/* responder: answer each message once with our own */
-	{
-		char msg[128];
-
-		snprintf(msg, sizeof msg, "hello from %s (%s)", a->uid_text, a->cfg->name ? a->cfg->name : "");
-		agent_link_send_data(l, (const uint8_t *)msg, strlen(msg));
-	}
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
 }
-
 /* ---------------------------------------------------------------- connect */
 
 static void try_next_peer(agent *a);
@@ -468,7 +653,7 @@ start_attempt(agent *a, const mp_pubid *peer, const mp_endpoints *ep, const char
 	uid_of(peer, uid);
 	agent_say(a, "connecting to %s", uid);
 	if (a->json)
-		printf("{\"event\":\"signal\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\"}\n",
+		fprintf(msg_fp, "{\"event\":\"signal\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\"}\n",
 		       ms_since_start(), epoch_ms(), uid);
 	n = signal_payload(payload, conn_id, secret, direct_to ? a->cfg->address : NULL);
 	OPENSSL_cleanse(secret, sizeof secret);
@@ -601,9 +786,9 @@ on_signal(agent *a, const mp_msg *sig, const char *from_addr, int direct)
 	}
 	agent_say(a, "%s from %s: punching", direct ? "invitation" : "connection request", uid);
 	if (a->json)
-		printf("{\"event\":\"offer\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\",\"direct\":%s}\n",
+		fprintf(msg_fp, "{\"event\":\"offer\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\",\"direct\":%s}\n",
 		       ms_since_start(), epoch_ms(), uid, direct ? "true" : "false");
-	fflush(stdout);
+	fflush(msg_fp);
 	if (!(l = agent_link_new(a, &sig->sender, 0, conn_id, secret)))
 		return;
 	agent_link_set_route(l, direct ? NULL : from_addr, direct ? (reply_addr[0] ? reply_addr : from_addr) : NULL);
@@ -794,8 +979,9 @@ cmd_status(agent *a)
 static void
 usage(FILE *fp)
 {
-	fprintf(fp, "usage: %s [-c FILE] [--json] COMMAND [ARG]\n"
-	            "commands: id, register, connect [PEER], listen, invite ADDRESS, status, nat\n", progname);
+	fprintf(fp, "usage: %s [-c FILE] [--json] [--idle-timeout SEC] COMMAND [ARG]\n"
+	            "commands: id, register, connect [PEER], listen [--exec CMD], invite ADDRESS, status, nat\n",
+	        progname);
 }
 
 static int
@@ -808,7 +994,6 @@ run_flow(agent *a, flow *f)
 	a->hooks.on_reply = connect_on_reply;
 	a->hooks.on_signal = on_signal;
 	a->hooks.on_link = on_link;
-	a->hooks.on_data = on_data;
 	if (agent_udp_open(a, err, sizeof err) != MP_OK) {
 		fprintf(stderr, "%s: %s\n", progname, err);
 		return AGENT_EXIT_FAILURE;
@@ -817,19 +1002,31 @@ run_flow(agent *a, flow *f)
 	sterm = evsignal_new(a->base, SIGTERM, stop_signal, a);
 	event_add(sint, NULL);
 	event_add(sterm, NULL);
+	if (f->exec_cmd && (f->sigchld = evsignal_new(a->base, SIGCHLD, child_exited, a)))
+		event_add(f->sigchld, NULL);
 	if (agent_gather_with_nat(a, gathered) != MP_OK) {
 		fprintf(stderr, "%s: cannot gather endpoints\n", progname);
 		a->exit_code = AGENT_EXIT_FAILURE;
 	} else {
 		event_base_dispatch(a->base);
 	}
+	/* the peers hear CONNECTION_CLOSE: they need not wait for a timeout */
+	while (a->ntransports)
+		agent_transport_free(a->transports[0]);
 	while (a->nlinks)
 		agent_link_free(a->links[0]);
 	agent_nat_stop(a);
 	agent_inbox_stop(a);
 	agent_udp_close(a);
-	if (f->hello_timer)
-		event_free(f->hello_timer);
+	if (f->sigchld)
+		event_free(f->sigchld);
+	{
+		size_t i;
+
+		for (i = 0; i < MAX_PIPES; i++)
+			agent_pipe_free(f->pipes[i]);
+		agent_pipe_free(f->pipe);
+	}
 	if (f->attempt_timer)
 		event_free(f->attempt_timer);
 	if (f->keepalive_timer)
@@ -843,20 +1040,51 @@ run_flow(agent *a, flow *f)
 	return a->exit_code;
 }
 
-int
-main(int argc, char **argv)
+/* Options before or after the command; -1 to go on, else an exit code. */
+static int
+parse_options(int argc, char **argv, agent *a, flow *f, const char **config)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "exec", required_argument, NULL, 'e' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+c:jhe:i:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': *config = optarg; break;
+		case 'e': f->exec_cmd = optarg; break;
+		case 'i': {
+			char *end;
+			unsigned long sec = strtoul(optarg, &end, 10);
+
+			if (*end || sec < 1 || sec > 600) {
+				fprintf(stderr, "%s: --idle-timeout wants 1..600 seconds\n", progname);
+				return AGENT_EXIT_USAGE;
+			}
+			f->idle_ms = (unsigned)sec * 1000;
+			break;
+		}
+		case 'j': a->json = 1; break;
+		case 'h': usage(stdout); return AGENT_EXIT_OK;
+		default: usage(stderr); return AGENT_EXIT_USAGE;
+		}
+	}
+	return -1;
+}
+
+int
+main(int argc, char **argv)
+{
 	char pathbuf[4096], err[1024];
 	const char *config = NULL, *cmd;
 	agent a;
 	flow f;
-	int c, rc;
+	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	/* a server may close while we write: that is an error, not a death */
@@ -865,30 +1093,31 @@ main(int argc, char **argv)
 	memset(&f, 0, sizeof f);
 	a.udp_fd = -1;
 	a.udp6_fd = -1;
-	while ((c = getopt_long(argc, argv, "+c:jh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c': config = optarg; break;
-		case 'j': a.json = 1; break;
-		case 'h': usage(stdout); return AGENT_EXIT_OK;
-		default: usage(stderr); return AGENT_EXIT_USAGE;
-		}
-	}
+	msg_fp = stdout;
+	if ((rc = parse_options(argc, argv, &a, &f, &config)) >= 0)
+		return rc;
 	if (optind >= argc) {
 		usage(stderr);
 		return AGENT_EXIT_USAGE;
 	}
 	cmd = argv[optind++];
 	f.command = cmd;
+	/* options may follow the command too: listen --exec CMD */
+	if ((rc = parse_options(argc, argv, &a, &f, &config)) >= 0)
+		return rc;
 	if (!strcmp(cmd, "connect") && optind < argc)
 		f.want = argv[optind++];
 	else if (!strcmp(cmd, "invite") && optind < argc)
 		f.invite_to = argv[optind++];
-	else if (!strcmp(cmd, "nat") && optind < argc && !strcmp(argv[optind], "--json"))
-		a.json = optind++ > 0;  /* `nat --json`, as people write it */
-	if (optind != argc || (!strcmp(cmd, "invite") && !f.invite_to)) {
+	if ((rc = parse_options(argc, argv, &a, &f, &config)) >= 0)
+		return rc;
+	if (optind != argc || (!strcmp(cmd, "invite") && !f.invite_to) || (f.exec_cmd && strcmp(cmd, "listen"))) {
 		usage(stderr);
 		return AGENT_EXIT_USAGE;
 	}
+	/* stdout carries the stream: messages and events go to stderr */
+	if (!strcmp(cmd, "connect") || !strcmp(cmd, "invite") || (!strcmp(cmd, "listen") && !f.exec_cmd))
+		msg_fp = stderr;
 	if (!config)
 		config = agent_settings_default_path(pathbuf, sizeof pathbuf);
 	if (agent_settings_load(config, &a.cfg, err, sizeof err) != MP_OK) {

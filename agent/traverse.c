@@ -182,6 +182,10 @@ traverse_start(agent_link *l)
 	}
 	if (l->plan.roles & MP_ROLE_ALIGN_REPLY)
 		measure(l);
+	if (l->have_pending) {
+		l->have_pending = 0;
+		traverse_on_range(l, &l->pending);
+	}
 }
 
 /* ---------------------------------------------------------------- STUN answers */
@@ -279,6 +283,12 @@ spray_reset(agent_link *l)
 void
 traverse_on_range(agent_link *l, const mp_range *r)
 {
+	if (!l->plan_started) {
+		/* mail keeps no order: the peer's RANGE may overtake its ANSWER */
+		l->pending = *r;
+		l->have_pending = 1;
+		return;
+	}
 	if (!l->have_peer_ip)
 		return;
 	switch (r->mode) {

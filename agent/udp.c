@@ -6,7 +6,8 @@
  * told to use; a second, IPv6-only socket (on the same port number when
  * free) carries IPv6 candidates, which need no NAT mapping.  The read
  * callback offers each datagram to the STUN client first, then to the
- * links (by connection ID); anything else is dropped.
+ * links (punch packets: magic "MPK\x01" and connection ID), then to the
+ * QUIC transports (transport.c); anything else is dropped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,32 +18,56 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "transport.h"
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
 #include "mailpunch/netif.h"
+
+#define RX_BATCH 32
 
 static void
 udp_readable(evutil_socket_t fd, short what, void *arg)
 {
 	agent *a = arg;
-	uint8_t buf[2048];
-	struct sockaddr_storage from;
-	int i;
+	/* one recvmmsg for up to RX_BATCH datagrams: a fast QUIC peer
+	 * sends thousands a second */
+	static uint8_t bufs[RX_BATCH][2048];
+	struct sockaddr_storage from[RX_BATCH];
+	struct mmsghdr msgs[RX_BATCH];
+	struct iovec iov[RX_BATCH];
+	int round, i, n;
 
 	(void)what;
 	/* drain a bounded batch, then let other events run */
-	for (i = 0; i < 64; i++) {
-		socklen_t flen = sizeof from;
-		ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen);
-		mp_candidate src;
-
-		if (n < 0)
+	for (round = 0; round < 4; round++) {
+		memset(msgs, 0, sizeof msgs);
+		for (i = 0; i < RX_BATCH; i++) {
+			iov[i].iov_base = bufs[i];
+			iov[i].iov_len = sizeof bufs[i];
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+			msgs[i].msg_hdr.msg_name = &from[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+		}
+		n = recvmmsg(fd, msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
 			return;
-		if (a->stun && agent_stun_input(a->stun, buf, (size_t)n, (struct sockaddr *)&from))
-			continue;
-		if (mp_candidate_from_sockaddr((struct sockaddr *)&from, flen, MP_CAND_SRFLX, &src) != MP_OK)
-			continue;
-		agent_link_input(a, buf, (size_t)n, &src);
+		for (i = 0; i < n; i++) {
+			struct sockaddr *sa = (struct sockaddr *)&from[i];
+			socklen_t flen = msgs[i].msg_hdr.msg_namelen;
+			size_t len = msgs[i].msg_len;
+			mp_candidate src;
+
+			if (a->stun && agent_stun_input(a->stun, bufs[i], len, sa))
+				continue;
+			if (mp_candidate_from_sockaddr(sa, flen, MP_CAND_SRFLX, &src) != MP_OK)
+				continue;
+			if (agent_link_input(a, bufs[i], len, &src))
+				continue;
+			agent_transport_dispatch(a, bufs[i], len, sa, flen);
+		}
+		if (n < RX_BATCH)
+			return;
 	}
 }
 

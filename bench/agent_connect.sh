@@ -5,8 +5,9 @@
 #   request -> reply      alice's REQUEST answered (mail out and back)
 #   signal  -> peer       alice's OFFER relayed by the host, seen by bob
 #   punch + handshake     bob's OFFER receipt to alice's established path
-#   first message         established to bob's test message at alice
-#   total                 connect start to the message
+#   QUIC handshake        established path to the verified QUIC/TLS
+#                         connection (transport_ready) at alice
+#   total                 connect start to transport_ready
 # and, as the baseline measured in the same run, one plain mail round
 # trip through the same mail system (submit, deliver, seen in the
 # mailbox), printed with the ratio total / baseline.
@@ -78,7 +79,8 @@ CONF
 	"$AGENT" -c "$dir/$u/agent.conf" id >/dev/null 2>&1
 done
 
-"$AGENT" -c "$dir/bob/agent.conf" --json listen >"$dir/bob.json" 2>/dev/null &
+# (listen and connect write their events to stderr: stdout is the stream)
+"$AGENT" -c "$dir/bob/agent.conf" --json listen </dev/null >/dev/null 2>"$dir/bob.json" &
 pids+=($!)
 for _ in $(seq 300); do grep -q '"event":"reply"' "$dir/bob.json" && break; sleep 0.1; done
 
@@ -97,21 +99,22 @@ baseline() {
 for i in $(seq "$runs"); do
 	base=$(baseline "$i")
 	t0=$(date +%s%3N)
-	"$AGENT" -c "$dir/alice/agent.conf" --json connect bob >"$dir/alice.json" 2>/dev/null || { echo "run $i failed"; continue; }
+	"$AGENT" -c "$dir/alice/agent.conf" --json connect bob </dev/null >/dev/null 2>"$dir/alice.json" ||
+		{ echo "run $i failed"; continue; }
 	sleep 0.2
 	ev() { grep "\"event\":\"$2\"" "$1" | tail -n 1 | grep -o '"epoch_ms":[0-9]*' | cut -d: -f2; }
 	reply=$(ev "$dir/alice.json" reply)
 	signal=$(ev "$dir/alice.json" signal)
 	offer=$(ev "$dir/bob.json" offer)
 	est=$(ev "$dir/alice.json" established)
-	msg=$(ev "$dir/alice.json" message)
+	msg=$(ev "$dir/alice.json" transport_ready)
 	echo "$((reply - t0)) $((offer - signal)) $((est - offer)) $((msg - est)) $((msg - t0)) $base" >>"$dir/phases"
 done
 
 python3 - "$dir/phases" "$runs" "$(nproc)" <<'PY'
 import statistics, sys
 rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
-names = ["request -> reply", "signal -> peer", "punch + handshake", "first message", "total connect", "baseline: plain mail round trip"]
+names = ["request -> reply", "signal -> peer", "punch + handshake", "QUIC handshake", "total connect", "baseline: plain mail round trip"]
 print(f"mailpunch-agent connect on loopback: {len(rows)} of {sys.argv[2]} runs, {sys.argv[3]} CPUs, IMAP IDLE")
 print(f"{'phase':34} {'median':>8} {'min':>7} {'max':>7}  (ms)")
 for i, n in enumerate(names):

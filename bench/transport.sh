@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The QUIC transport between two agents on loopback, against plain TCP
+# (socat) on the same loopback in the same run:
+#   bulk throughput   SIZE MB (default 256) from alice's stdin through one
+#                     stream to bob's stdout (/dev/null), timed from the
+#                     verified connection (transport_ready) to alice's
+#                     exit (all data acknowledged, both sides closed);
+#                     socat over TCP moves the same bytes the same way
+#   CPU per GB        user+system time of both ends (agents: the whole
+#                     process, mail rendezvous included; socat: both)
+#   handshake         QUIC+TLS handshake on the established path
+#                     (handshake_ms of transport_ready), median of RUNS
+# Usage: bench/transport.sh [SIZE_MB] [RUNS] (as root, from the build
+# tree, or with MILTER, AGENT, KEYGEN set).  Prints figures and ratios;
+# never fails on timings.
+set -uo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$PWD
+MILTER=${MILTER:-$build/mailpunch-milter}
+AGENT=${AGENT:-$build/mailpunch-agent}
+KEYGEN=${KEYGEN:-$build/mailpunch-keygen}
+size_mb=${1:-256}
+runs=${2:-5}
+[ "$(id -u)" -eq 0 ] || { echo "needs root"; exit 77; }
+command -v socat >/dev/null || { echo "needs socat (apt-get install socat)"; exit 77; }
+# shellcheck source=../tests/mailenv/mailenv.sh
+. "$src/tests/mailenv/mailenv.sh"
+
+dir=$(mktemp -d /tmp/mp-bench-quic.XXXXXX)
+chmod 755 "$dir"
+table=/mp-bench-quic-$$
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	mailenv_stop "$dir/env" >/dev/null 2>&1
+	rm -f "/dev/shm$table"
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+mkdir -p "$dir/env"
+for u in alice bob rdv; do mailenv_add_user "$dir/env" "$u" "pw-$u" >/dev/null; done
+mailenv_start "$dir/env" --domain lab.example --milter "unix:$dir/milter.sock" >/dev/null || exit 1
+"$KEYGEN" host "$dir/host.key" >"$dir/host.pub"
+hostpub=$(awk '/^host-key/ {print $2}' "$dir/host.pub")
+cat >"$dir/milter.conf" <<CONF
+Socket unix:$dir/milter.sock
+SocketMode 0666
+RendezvousAddress rdv@lab.example
+HostKey $dir/host.key
+Table $table
+ControlSocket $dir/control.sock
+LogDestination $dir/milter.log
+ReplyRateLimit 0
+ClientRateLimit 0
+SendmailCommand /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
+CONF
+"$MILTER" -f -c "$dir/milter.conf" &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
+for u in alice bob; do
+	mkdir -p "$dir/$u"
+	echo "pw-$u" >"$dir/$u/pw"
+	chmod 600 "$dir/$u/pw"
+	cat >"$dir/$u/agent.conf" <<CONF
+Identity $dir/$u/identity.key
+Name $u
+Address $u@lab.example
+Host rdv@lab.example $hostpub
+SubmissionHost localhost
+SubmissionPort $MAILENV_SUBMISSION_PORT
+MailPasswordFile $dir/$u/pw
+IMAPHost localhost
+IMAPPort $MAILENV_IMAPS_PORT
+CAFile $MAILENV_CA_FILE
+AnnounceAddress 127.0.0.1
+StateDir $dir/$u/state
+LogDestination $dir/$u/agent.log
+CONF
+	"$AGENT" -c "$dir/$u/agent.conf" id >/dev/null 2>&1
+done
+
+# runs a command; prints "elapsed_s cpu_s exit" (CPU of all its children)
+cat >"$dir/rus.py" <<'PY'
+import resource, subprocess, sys, time
+t = time.time()
+rc = subprocess.call(sys.argv[1:])
+el = time.time() - t
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{el:.4f} {r.ru_utime + r.ru_stime:.4f} {rc}", file=sys.stderr)
+PY
+tck=$(getconf CLK_TCK)
+cpu_of() { awk -v t="$tck" '{printf "%.4f\n", ($14 + $15) / t}' "/proc/$1/stat"; }
+bytes=$((size_mb * 1024 * 1024))
+
+"$AGENT" -c "$dir/bob/agent.conf" --json listen </dev/null >/dev/null 2>"$dir/bob.json" &
+bob_pid=$!
+pids+=("$bob_pid")
+for _ in $(seq 300); do grep -q '"event":"reply"' "$dir/bob.json" && break; sleep 0.1; done
+
+# handshake time on the established path
+: >"$dir/hs"
+for i in $(seq "$runs"); do
+	"$AGENT" -c "$dir/alice/agent.conf" --json connect bob </dev/null >/dev/null 2>"$dir/alice-hs.json" ||
+		{ echo "handshake run $i failed"; continue; }
+	grep '"event":"transport_ready"' "$dir/alice-hs.json" | grep -o '"handshake_ms":[0-9]*' | cut -d: -f2 >>"$dir/hs"
+done
+
+# QUIC bulk
+bob_cpu0=$(cpu_of "$bob_pid")
+python3 "$dir/rus.py" bash -c "head -c $bytes /dev/zero | '$AGENT' -c '$dir/alice/agent.conf' --json connect bob \
+	>/dev/null 2>'$dir/alice-bulk.json'" 2>"$dir/quic.rus"
+end=$(date +%s%3N)
+bob_cpu1=$(cpu_of "$bob_pid")
+ready=$(grep '"event":"transport_ready"' "$dir/alice-bulk.json" | grep -o '"epoch_ms":[0-9]*' | cut -d: -f2)
+read -r _ quic_cpu quic_rc <"$dir/quic.rus"
+
+# TCP baseline: socat to socat on the same loopback
+port=$((20000 + RANDOM % 20000))
+python3 "$dir/rus.py" socat -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" - >/dev/null 2>"$dir/tcp-rx.rus" &
+rx=$!
+for _ in $(seq 50); do ss -ltn | grep -q ":$port " && break; sleep 0.05; done
+python3 "$dir/rus.py" bash -c "head -c $bytes /dev/zero | socat -u - TCP:127.0.0.1:$port" 2>"$dir/tcp-tx.rus"
+wait "$rx"
+read -r tcp_s tcp_tx_cpu _ <"$dir/tcp-tx.rus"
+read -r _ tcp_rx_cpu _ <"$dir/tcp-rx.rus"
+
+python3 - "$size_mb" "$quic_rc" "${ready:-0}" "$end" "$quic_cpu" "$bob_cpu0" "$bob_cpu1" \
+	"$tcp_s" "$tcp_tx_cpu" "$tcp_rx_cpu" "$dir/hs" "$(nproc)" <<'PY'
+import statistics, sys
+mb, rc, ready, end = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+a_cpu, b0, b1 = float(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
+tcp_s, tcp_cpu = float(sys.argv[8]), float(sys.argv[9]) + float(sys.argv[10])
+hs = [int(l) for l in open(sys.argv[11]) if l.strip()]
+gb = mb / 1024
+print(f"transport bench: {mb} MB through one stream on loopback, {sys.argv[12]} CPUs")
+if rc != 0 or not ready:
+    print(f"QUIC bulk run failed (exit {rc})")
+    sys.exit(1)
+quic_s = (end - ready) / 1000
+quic_cpu = a_cpu + (b1 - b0)
+q, t = mb / quic_s, mb / tcp_s
+print(f"{'':24} {'MB/s':>9} {'s':>8} {'CPU s/GB':>9}")
+print(f"{'QUIC (two agents)':24} {q:9.1f} {quic_s:8.2f} {quic_cpu / gb:9.2f}")
+print(f"{'TCP (socat to socat)':24} {t:9.1f} {tcp_s:8.2f} {tcp_cpu / gb:9.2f}")
+print(f"throughput ratio QUIC / TCP: {q / t:.3f}  (target >= 0.5: {'met' if q / t >= 0.5 else 'not met'})")
+print(f"CPU per GB ratio QUIC / TCP: {(quic_cpu / gb) / (tcp_cpu / gb):.1f}")
+if hs:
+    print(f"QUIC+TLS handshake on the established path: median {statistics.median(hs):.0f} ms "
+          f"(min {min(hs)}, max {max(hs)}, {len(hs)} runs)")
+PY

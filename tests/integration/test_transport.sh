@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# The QUIC transport between two agents, end to end over a real Postfix
+# (with mailpunch-milter) and Dovecot on loopback: a chat both ways
+# (`echo hi | connect bob`, bob's `listen` prints and answers), a bulk
+# transfer through `listen --exec cat` (echo, checked byte for byte), a
+# peer presenting the wrong identity key rejected (either side), a dead
+# peer detected within the idle-timeout bound, and a clean close seen by
+# both sides.
+# Needs root and tests/mailenv/install-deps.  Run from the build tree.
+# Prints ok/not ok lines and "N passed, N failed"; exit 77 = skipped.
+set -uo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$PWD
+MILTER=${MILTER:-$build/mailpunch-milter}
+AGENT=${AGENT:-$build/mailpunch-agent}
+AGENT_TESTHOOKS=${AGENT_TESTHOOKS:-$build/tests/agent/mailpunch-agent-testhooks}
+KEYGEN=${KEYGEN:-$build/mailpunch-keygen}
+
+if [ "$(id -u)" -ne 0 ] || ! command -v postfix >/dev/null || ! command -v dovecot >/dev/null; then
+	echo "skipped: needs root, Postfix and Dovecot (tests/mailenv/install-deps)"
+	exit 77
+fi
+# shellcheck source=../mailenv/mailenv.sh
+. "$src/mailenv/mailenv.sh"
+
+dir=$(mktemp -d /tmp/mp-quic.XXXXXX)
+chmod 755 "$dir"
+table=/mp-quic-$$
+pass=0
+fail=0
+pids=()
+
+cleanup() {
+	for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
+	sleep 0.2
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	mailenv_stop "$dir/env" >/dev/null 2>&1
+	rm -f "/dev/shm$table"
+	[ "$fail" -eq 0 ] && rm -rf "$dir"
+}
+trap cleanup EXIT
+
+ok() { pass=$((pass + 1)); echo "ok - $*"; }
+not_ok() {
+	fail=$((fail + 1))
+	echo "not ok - $*"
+	for f in "$dir"/*.err "$dir"/*/agent.log; do
+		[ -f "$f" ] && tail -n 4 "$f" | sed "s|^|#   $(basename "$(dirname "$f")")/$(basename "$f"): |"
+	done
+}
+check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else not_ok "$what"; fi; }
+
+mkdir -p "$dir/env"
+for u in alice bob rdv; do mailenv_add_user "$dir/env" "$u" "pw-$u" || exit 1; done
+mailenv_start "$dir/env" --domain lab.example --milter "unix:$dir/milter.sock" >/dev/null || exit 1
+"$KEYGEN" host "$dir/host.key" >"$dir/host.pub" || exit 1
+hostpub=$(awk '/^host-key/ {print $2}' "$dir/host.pub")
+cat >"$dir/milter.conf" <<CONF
+Socket              unix:$dir/milter.sock
+SocketMode          0666
+RendezvousAddress   rdv@lab.example
+HostKey             $dir/host.key
+Table               $table
+TableCapacity       1000
+ControlSocket       $dir/control.sock
+LogDestination      $dir/milter.log
+LogLevel            debug
+SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
+CONF
+"$MILTER" -f -c "$dir/milter.conf" 2>"$dir/milter.err" &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
+
+for u in alice bob; do
+	mkdir -p "$dir/$u"
+	echo "pw-$u" >"$dir/$u/pw"
+	chmod 600 "$dir/$u/pw"
+	cat >"$dir/$u/agent.conf" <<CONF
+Identity            $dir/$u/identity.key
+Name                $u
+Address             $u@lab.example
+Host                rdv@lab.example $hostpub
+SubmissionHost      localhost
+SubmissionPort      $MAILENV_SUBMISSION_PORT
+MailPasswordFile    $dir/$u/pw
+IMAPHost            localhost
+IMAPPort            $MAILENV_IMAPS_PORT
+PollInterval        1s
+CAFile              $MAILENV_CA_FILE
+AnnounceAddress     127.0.0.1
+StateDir            $dir/$u/state
+LogDestination      $dir/$u/agent.log
+LogLevel            info
+ReplyTimeout        30s
+PunchTimeout        5s
+CONF
+	"$AGENT" -c "$dir/$u/agent.conf" id >"$dir/$u/id.out" 2>&1
+done
+alice_uid=$(awk '/^user-id/ {print $2}' "$dir/alice/id.out")
+bob_uid=$(awk '/^user-id/ {print $2}' "$dir/bob/id.out")
+timeout 60 "$AGENT" -c "$dir/alice/agent.conf" register >"$dir/register.out" 2>&1 </dev/null
+
+# start_bob NAME [agent args...]: bob listens (binary $BOB_AGENT), stdin from $BOB_IN
+start_bob() {
+	local name=$1; shift
+	"${BOB_AGENT:-$AGENT}" -c "$dir/bob/agent.conf" "$@" <"${BOB_IN:-/dev/null}" \
+		>"$dir/$name.data" 2>"$dir/$name.err" &
+	bob_pid=$!
+	pids+=("$bob_pid")
+	for _ in $(seq 200); do grep -q 'listening as' "$dir/$name.err" "$dir/$name.data" 2>/dev/null && break; sleep 0.1; done
+}
+stop_bob() { kill -CONT "$bob_pid" 2>/dev/null; kill "$bob_pid" 2>/dev/null; wait "$bob_pid" 2>/dev/null; }
+
+# 1. a chat both ways: alice's stdin to bob's stdout and bob's stdin (a
+# file) to alice's stdout; both directions end, alice exits 0
+echo "hello from bob" >"$dir/bob.says"
+BOB_IN="$dir/bob.says" start_bob chat listen
+echo "hello from alice" | timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob \
+	>"$dir/alice-chat.data" 2>"$dir/alice-chat.err"
+rc=$?
+check "echo hi | connect bob: exit 0 (got $rc)" test "$rc" = 0
+check "alice got bob's line on stdout, and nothing else" \
+	bash -c "[ \"\$(cat '$dir/alice-chat.data')\" = 'hello from bob' ]"
+for _ in $(seq 50); do grep -q 'hello from alice' "$dir/chat.data" && break; sleep 0.1; done
+check "bob's listen printed alice's line on stdout" \
+	bash -c "[ \"\$(cat '$dir/chat.data')\" = 'hello from alice' ]"
+check "alice: secure connection with bob, identity key pinned" \
+	grep -q "secure connection with $bob_uid via 127.0.0.1:[0-9]* (QUIC, TLS 1.3, identity key pinned" "$dir/alice-chat.err"
+check "bob: secure connection with alice" grep -q "secure connection with $alice_uid" "$dir/chat.err"
+for _ in $(seq 50); do grep -q "connection with $alice_uid closed" "$dir/chat.err" && break; sleep 0.1; done
+check "clean close on both sides: alice closed, bob saw the peer close" \
+	bash -c "grep -q 'connection with $bob_uid closed: connection closed' '$dir/alice-chat.err' &&
+	         grep -q 'connection with $alice_uid closed: peer closed the connection' '$dir/chat.err'"
+check "bob keeps listening after the connection" kill -0 "$bob_pid"
+stop_bob
+
+# 2. listen --exec cat: 4 MB through the stream and back, byte for byte,
+# with --json events (transport_ready carries the handshake time)
+head -c 4000000 /dev/urandom >"$dir/bulk.in"
+start_bob exec --json listen --exec cat
+timeout 60 "$AGENT" -c "$dir/alice/agent.conf" --json connect bob <"$dir/bulk.in" \
+	>"$dir/bulk.out" 2>"$dir/alice-exec.err"
+rc=$?
+check "connect to listen --exec cat: exit 0 (got $rc)" test "$rc" = 0
+check "4 MB echoed back byte for byte" cmp "$dir/bulk.in" "$dir/bulk.out"
+check "--json: transport_ready with handshake_ms, then transport_closed" \
+	bash -c "grep -q '\"event\":\"transport_ready\".*\"handshake_ms\":[0-9]' '$dir/alice-exec.err' &&
+	         grep -q '\"event\":\"transport_closed\"' '$dir/alice-exec.err'"
+printf 'one\ntwo\n' | timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob >"$dir/exec2.out" 2>"$dir/alice-exec2.err"
+check "a second connection to the same listen --exec (a fresh cat)" \
+	bash -c "[ \"\$(cat '$dir/exec2.out')\" = \"\$(printf 'one\ntwo')\" ]"
+stop_bob
+
+# 3. the wrong identity key: bob's transport presents another key
+# than the one his link proved; alice refuses with a clear error
+BOB_AGENT=$AGENT_TESTHOOKS MAILPUNCH_TEST_WRONG_KEY=1 start_bob wrong1 listen
+echo "secret" | timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob \
+	>"$dir/wrong1.data" 2>"$dir/alice-wrong1.err"
+rc=$?
+check "bob presents a wrong key: alice exits 10 (got $rc)" test "$rc" = 10
+check "... saying: peer presented the wrong identity key" \
+	grep -q "peer presented the wrong identity key" "$dir/alice-wrong1.err"
+check "... and nothing was delivered to bob" test ! -s "$dir/wrong1.data"
+stop_bob
+# and the other way round: alice presents a wrong key; bob refuses her
+start_bob wrong2 listen
+echo "secret" | MAILPUNCH_TEST_WRONG_KEY=1 timeout 60 "$AGENT_TESTHOOKS" -c "$dir/alice/agent.conf" connect bob \
+	>"$dir/wrong2.out" 2>"$dir/alice-wrong2.err"
+rc=$?
+check "alice presents a wrong key: she exits 10 (got $rc)" test "$rc" = 10
+for _ in $(seq 30); do grep -q "wrong identity key" "$dir/wrong2.err" && break; sleep 0.1; done
+check "... bob says: peer presented the wrong identity key" grep -q "peer presented the wrong identity key" "$dir/wrong2.err"
+check "... and got no data" test ! -s "$dir/wrong2.data"
+stop_bob
+
+# 4. a dead peer: bob freezes (SIGSTOP) mid-connection; alice, with a 4 s
+# idle timeout, reports it within the bound (plus one second of slack)
+start_bob dead listen --exec cat
+mkfifo "$dir/alice.fifo"
+sleep 30 >"$dir/alice.fifo" &
+holder=$!
+pids+=("$holder")
+timeout 60 "$AGENT" -c "$dir/alice/agent.conf" --idle-timeout 4 connect bob <"$dir/alice.fifo" \
+	>"$dir/dead.out" 2>"$dir/alice-dead.err" &
+alice_pid=$!
+pids+=("$alice_pid")
+for _ in $(seq 300); do grep -q "secure connection" "$dir/alice-dead.err" && break; sleep 0.1; done
+sleep 1
+kill -STOP "$bob_pid"
+t0=$(date +%s.%N)
+wait "$alice_pid"
+rc=$?
+took=$(echo "$(date +%s.%N) - $t0" | bc)
+check "dead peer: alice exits 11 (got $rc)" test "$rc" = 11
+check "... within the 4 s bound + 1 s (took ${took}s)" bash -c "[ \$(echo '$took < 5.0 && $took > 1.0' | bc) = 1 ]"
+check "... saying the peer is dead" grep -q "nothing heard from the peer for 4s: peer dead or path lost" "$dir/alice-dead.err"
+kill "$holder" 2>/dev/null
+stop_bob
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
