@@ -1,0 +1,901 @@
+/*
+ * app_forward.c - TCP and UDP port forwarding over the transport, like
+ * ssh -L (`connect PEER --forward LOCALPORT:HOST:PORT`, `--forward-udp`;
+ * `listen --allow-forward HOST:PORT`, `--allow-forward-udp`).
+ *
+ * TCP: the connect side listens on 127.0.0.1:LOCALPORT; each accepted
+ * connection opens one stream, sends FORWARD_TCP and OPEN {host, port},
+ * and starts sending at once (the listen side keeps the bytes until its
+ * own connection is up).  The listen side forwards only to destinations
+ * of its allow list (exact text and port, numeric or "localhost": no
+ * DNS), answers OPENED {status}, then both sides splice: TCP bytes become
+ * DATA frames, a TCP end of input becomes FIN (half-close, shutdown on
+ * the far side), a reset or a stream lost closes both.  Backpressure:
+ * a side stops reading when the other's output is over
+ * AGENT_APP_STREAM_HIGH and starts again below AGENT_APP_STREAM_LOW.
+ *
+ * UDP: each local source address is a flow (a number); datagrams go as
+ * UDP_TO {flow, host, port, payload}; the listen side keeps one
+ * connected UDP socket a flow, sends the answers back as UDP_BACK, and
+ * forgets a flow after idle_ms without traffic.
+ *
+ * Interface: agent/app.h.  Errors: constructors return NULL with a
+ * message; refused and failed connections are logged and counted.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "app.h"
+#include "mailpunch/error.h"
+#include "mailpunch/log.h"
+
+#define SMALL_FRAME 512
+#define UDP_FLOWS_MAX 256
+
+static int
+allowed(const agent_allow *allow, size_t n, const char *host, uint16_t port)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (allow[i].port == port && !strcmp(allow[i].host, host))
+			return 1;
+	return 0;
+}
+
+/* Numeric text (or "localhost") to an address: no DNS, ever. */
+static int
+to_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof *ss);
+	if (!strcmp(host, "localhost"))
+		host = "127.0.0.1";
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		*len = sizeof *in4;
+		return MP_OK;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		*len = sizeof *in6;
+		return MP_OK;
+	}
+	return MP_ERR_SYNTAX;
+}
+
+/* ================================================================ splice */
+
+typedef struct splice splice;
+struct splice {
+	agent_fwd_tcp *client;          /* NULL on the listen side */
+	agent_fwd_tcp_server *server;   /* NULL on the connect side */
+	splice *next, **prevp;
+	struct bufferevent *tcp, *stream;
+	int opened;                     /* OPENED OK sent / received */
+	int tcp_eof;                    /* our TCP side ended: FIN sent */
+	int fin_recv;                   /* the peer's FIN came */
+	int shut_wr;                    /* TCP write side shut down */
+	char host[MP_APP_HOST_MAX + 1];
+	uint16_t port;
+};
+
+struct agent_fwd_tcp {
+	agent_app_io io;
+	struct evconnlistener *lis;
+	char host[MP_APP_HOST_MAX + 1];
+	uint16_t port, localport;
+	unsigned refused[4];
+	splice *conns;
+};
+
+struct agent_fwd_tcp_server {
+	struct event_base *base;
+	agent_allow *allow;
+	size_t nallow;
+	splice *conns;
+};
+
+static void stream_read(struct bufferevent *bev, void *arg);
+
+static void
+splice_free(splice *sp)
+{
+	if (sp->next)
+		sp->next->prevp = sp->prevp;
+	*sp->prevp = sp->next;
+	agent_app_stream_close(sp->stream);
+	if (sp->tcp)
+		bufferevent_free(sp->tcp);
+	free(sp);
+}
+
+static splice *
+splice_new(splice **head)
+{
+	splice *sp = calloc(1, sizeof *sp);
+
+	if (!sp)
+		return NULL;
+	sp->next = *head;
+	if (sp->next)
+		sp->next->prevp = &sp->next;
+	sp->prevp = head;
+	*head = sp;
+	return sp;
+}
+
+/* Both directions ended cleanly: nothing more to carry. */
+static int
+maybe_done(splice *sp)
+{
+	if (sp->tcp_eof && sp->shut_wr) {
+		splice_free(sp);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+tcp_to_stream(splice *sp)
+{
+	struct evbuffer *in = bufferevent_get_input(sp->tcp), *out;
+	uint8_t head[MP_APP_FRAME_HDR];
+	size_t n;
+
+	if (!sp->stream) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	out = bufferevent_get_output(sp->stream);
+	while ((n = evbuffer_get_length(in)) > 0) {
+		if (n > MP_APP_FRAME_MAX)
+			n = MP_APP_FRAME_MAX;
+		mp_app_frame_put_head(head, MP_FR_DATA, (uint32_t)n);
+		evbuffer_add(out, head, sizeof head);
+		evbuffer_remove_buffer(in, out, n);
+	}
+	if (evbuffer_get_length(out) >= AGENT_APP_STREAM_HIGH)
+		bufferevent_disable(sp->tcp, EV_READ);
+}
+
+static void
+shut_if_drained(splice *sp)
+{
+	if (sp->fin_recv && !sp->shut_wr && sp->opened &&
+	    evbuffer_get_length(bufferevent_get_output(sp->tcp)) == 0) {
+		shutdown(bufferevent_getfd(sp->tcp), SHUT_WR);
+		sp->shut_wr = 1;
+	}
+}
+
+static void
+tcp_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	tcp_to_stream(arg);
+}
+
+static void
+tcp_write(struct bufferevent *bev, void *arg)
+{
+	splice *sp = arg;
+
+	(void)bev;
+	if (!sp->stream) {
+		/* the stream is gone; we stayed only to deliver its last bytes */
+		if (evbuffer_get_length(bufferevent_get_output(sp->tcp)) == 0)
+			splice_free(sp);
+		return;
+	}
+	if (!(bufferevent_get_enabled(sp->stream) & EV_READ)) {
+		bufferevent_enable(sp->stream, EV_READ);
+		stream_read(sp->stream, sp);
+		return;
+	}
+	shut_if_drained(sp);
+	maybe_done(sp);
+}
+
+static void
+send_opened(splice *sp, uint8_t status)
+{
+	uint8_t frame[SMALL_FRAME];
+	size_t len;
+
+	if (mp_app_u8_encode(MP_FR_OPENED, status, frame, sizeof frame, &len) == MP_OK)
+		bufferevent_write(sp->stream, frame, len);
+}
+
+static void
+tcp_event(struct bufferevent *bev, short what, void *arg)
+{
+	splice *sp = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* listen side: the destination answered */
+		sp->opened = 1;
+		send_opened(sp, MP_OPENED_OK);
+		bufferevent_enable(sp->tcp, EV_READ | EV_WRITE);
+		stream_read(sp->stream, sp);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		if (sp->server && !sp->opened) {
+			mp_log(MP_LOG_NOTICE, "forward to %s:%u: %s", sp->host, sp->port,
+			       evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+			send_opened(sp, MP_OPENED_UNREACHABLE);
+		}
+		/* a reset: the stream ends without FIN, the peer resets too */
+		splice_free(sp);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		tcp_to_stream(sp);
+		if (sp->stream)
+			agent_app_write_frame(sp->stream, MP_FR_FIN, NULL, 0);
+		sp->tcp_eof = 1;
+		bufferevent_disable(sp->tcp, EV_READ);
+		if (!sp->stream && evbuffer_get_length(bufferevent_get_output(sp->tcp)) == 0) {
+			splice_free(sp);
+			return;
+		}
+		maybe_done(sp);
+	}
+}
+
+static void
+stream_write(struct bufferevent *bev, void *arg)
+{
+	splice *sp = arg;
+
+	(void)bev;
+	if (!sp->tcp_eof && sp->tcp && !(bufferevent_get_enabled(sp->tcp) & EV_READ) &&
+	    (sp->client || sp->opened))
+		bufferevent_enable(sp->tcp, EV_READ);
+}
+
+/* Listen side: the OPEN frame. 1 when the splice lives on. */
+static int
+on_open(splice *sp, const uint8_t *p, size_t len)
+{
+	agent_fwd_tcp_server *s = sp->server;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+
+	if (mp_app_open_decode(p, len, sp->host, &sp->port) != MP_OK) {
+		send_opened(sp, MP_OPENED_BADREQ);
+		splice_free(sp);
+		return 0;
+	}
+	if (!allowed(s->allow, s->nallow, sp->host, sp->port) ||
+	    to_sockaddr(sp->host, sp->port, &ss, &sslen) != MP_OK) {
+		mp_log(MP_LOG_NOTICE, "forward to %s:%u refused: not allowed", sp->host, sp->port);
+		send_opened(sp, MP_OPENED_NOTALLOWED);
+		splice_free(sp);
+		return 0;
+	}
+	sp->tcp = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!sp->tcp) {
+		send_opened(sp, MP_OPENED_UNREACHABLE);
+		splice_free(sp);
+		return 0;
+	}
+	bufferevent_setcb(sp->tcp, tcp_read, tcp_write, tcp_event, sp);
+	bufferevent_setwatermark(sp->tcp, EV_WRITE, AGENT_APP_STREAM_LOW, 0);
+	/* a refused connection is reported later, through tcp_event; -1 is
+	 * a failure before connect() even ran */
+	if (bufferevent_socket_connect(sp->tcp, (struct sockaddr *)&ss, (int)sslen) != 0) {
+		send_opened(sp, MP_OPENED_UNREACHABLE);
+		splice_free(sp);
+		return 0;
+	}
+	mp_log(MP_LOG_INFO, "forward to %s:%u", sp->host, sp->port);
+	return 1;
+}
+
+static void
+stream_read(struct bufferevent *bev, void *arg)
+{
+	splice *sp = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint8_t buf[SMALL_FRAME], type, status;
+	uint32_t len;
+	int rc;
+
+	while ((rc = agent_app_peek_frame(in, &type, &len)) == 1) {
+		if (sp->server && !sp->tcp) {
+			if (type != MP_FR_OPEN || agent_app_take_frame(in, len, buf, sizeof buf) != MP_OK)
+				break;
+			on_open(sp, buf, len);
+			return;   /* the rest once connected */
+		}
+		if (sp->server && !sp->opened)
+			return;   /* still connecting: keep it buffered */
+		if (sp->client && !sp->opened) {
+			if (type != MP_FR_OPENED || agent_app_take_frame(in, len, buf, sizeof buf) != MP_OK ||
+			    mp_app_u8_decode(buf, len, &status) != MP_OK)
+				break;
+			if (status != MP_OPENED_OK) {
+				mp_log(MP_LOG_ERR, "forward to %s:%u refused by peer (%s)", sp->client->host,
+				       sp->client->port,
+				       status == MP_OPENED_NOTALLOWED ? "not allowed" :
+				       status == MP_OPENED_UNREACHABLE ? "unreachable" : "bad request");
+				sp->client->refused[status < 4 ? status : 3]++;
+				splice_free(sp);
+				return;
+			}
+			sp->opened = 1;
+			continue;
+		}
+		if (type == MP_FR_DATA && !sp->fin_recv) {
+			struct evbuffer *out = bufferevent_get_output(sp->tcp);
+			evbuffer_drain(in, MP_APP_FRAME_HDR);
+			evbuffer_remove_buffer(in, out, len);
+			if (evbuffer_get_length(out) >= AGENT_APP_STREAM_HIGH) {
+				bufferevent_disable(bev, EV_READ);
+				return;
+			}
+		} else if (type == MP_FR_FIN && !sp->fin_recv) {
+			evbuffer_drain(in, MP_APP_FRAME_HDR + len);
+			sp->fin_recv = 1;
+			shut_if_drained(sp);
+			if (maybe_done(sp))
+				return;
+		} else {
+			break;
+		}
+	}
+	if (rc == 0)
+		return;
+	mp_log(MP_LOG_ERR, "forward: peer broke the stream protocol");
+	splice_free(sp);
+}
+
+static void
+stream_event(struct bufferevent *bev, short what, void *arg)
+{
+	splice *sp = arg;
+
+	(void)bev;
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	/* what the peer sent before leaving still goes out */
+	if (sp->tcp && sp->fin_recv && evbuffer_get_length(bufferevent_get_output(sp->tcp))) {
+		bufferevent_free(sp->stream);
+		sp->stream = NULL;
+		bufferevent_disable(sp->tcp, EV_READ);
+		return;
+	}
+	splice_free(sp);
+}
+
+static void
+stream_setup(splice *sp)
+{
+	bufferevent_setcb(sp->stream, stream_read, stream_write, stream_event, sp);
+	bufferevent_setwatermark(sp->stream, EV_READ, 0, AGENT_APP_STREAM_HIGH);
+	bufferevent_setwatermark(sp->stream, EV_WRITE, AGENT_APP_STREAM_LOW, 0);
+	bufferevent_enable(sp->stream, EV_READ | EV_WRITE);
+}
+
+/* ====================================================== TCP connect side */
+
+static void
+accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	agent_fwd_tcp *f = arg;
+	uint8_t frame[SMALL_FRAME];
+	size_t len;
+	splice *sp;
+
+	(void)lis;
+	(void)sa;
+	(void)salen;
+	if (!(sp = splice_new(&f->conns))) {
+		evutil_closesocket(fd);
+		return;
+	}
+	sp->client = f;
+	sp->tcp = bufferevent_socket_new(f->io.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!sp->tcp) {
+		evutil_closesocket(fd);
+		splice_free(sp);
+		return;
+	}
+	if (!(sp->stream = f->io.open_stream(f->io.ctx))) {
+		mp_log(MP_LOG_ERR, "forward: cannot open a stream to the peer");
+		splice_free(sp);
+		return;
+	}
+	if (agent_app_write_header(sp->stream, MP_APP_FORWARD_TCP) != MP_OK ||
+	    mp_app_open_encode(f->host, f->port, frame, sizeof frame, &len) != MP_OK ||
+	    bufferevent_write(sp->stream, frame, len) != 0) {
+		splice_free(sp);
+		return;
+	}
+	stream_setup(sp);
+	bufferevent_setcb(sp->tcp, tcp_read, tcp_write, tcp_event, sp);
+	bufferevent_setwatermark(sp->tcp, EV_WRITE, AGENT_APP_STREAM_LOW, 0);
+	bufferevent_enable(sp->tcp, EV_READ | EV_WRITE);
+}
+
+agent_fwd_tcp *
+agent_fwd_tcp_new(const agent_app_io *io, uint16_t localport, const char *host, uint16_t port,
+                  char *err, size_t errlen)
+{
+	agent_fwd_tcp *f = calloc(1, sizeof *f);
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof sin;
+
+	if (!f) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (mp_app_host_check(host) != MP_OK || port == 0) {
+		snprintf(err, errlen, "forward destination %s:%u: numeric address or localhost only",
+		         host, port);
+		free(f);
+		return NULL;
+	}
+	f->io = *io;
+	snprintf(f->host, sizeof f->host, "%s", host);
+	f->port = port;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(localport);
+	f->lis = evconnlistener_new_bind(io->base, accept_cb, f,
+	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
+	                                 (struct sockaddr *)&sin, sizeof sin);
+	if (!f->lis) {
+		snprintf(err, errlen, "cannot listen on 127.0.0.1:%u: %s", localport, strerror(errno));
+		free(f);
+		return NULL;
+	}
+	if (getsockname(evconnlistener_get_fd(f->lis), (struct sockaddr *)&sin, &slen) == 0)
+		f->localport = ntohs(sin.sin_port);
+	return f;
+}
+
+uint16_t
+agent_fwd_tcp_port(const agent_fwd_tcp *f)
+{
+	return f->localport;
+}
+
+unsigned
+agent_fwd_tcp_refused(const agent_fwd_tcp *f, int code)
+{
+	return code >= 0 && code < 4 ? f->refused[code] : 0;
+}
+
+void
+agent_fwd_tcp_free(agent_fwd_tcp *f)
+{
+	if (!f)
+		return;
+	while (f->conns)
+		splice_free(f->conns);
+	evconnlistener_free(f->lis);
+	free(f);
+}
+
+/* ======================================================= TCP listen side */
+
+agent_fwd_tcp_server *
+agent_fwd_tcp_server_new(struct event_base *base, const agent_allow *allow, size_t nallow)
+{
+	agent_fwd_tcp_server *s = calloc(1, sizeof *s);
+
+	if (!s)
+		return NULL;
+	s->base = base;
+	if (nallow && !(s->allow = calloc(nallow, sizeof *allow))) {
+		free(s);
+		return NULL;
+	}
+	if (nallow)
+		memcpy(s->allow, allow, nallow * sizeof *allow);
+	s->nallow = nallow;
+	return s;
+}
+
+void
+agent_fwd_tcp_server_take(agent_fwd_tcp_server *s, struct bufferevent *bev)
+{
+	splice *sp = splice_new(&s->conns);
+
+	if (!sp) {
+		agent_app_stream_close(bev);
+		return;
+	}
+	sp->server = s;
+	sp->stream = bev;
+	stream_setup(sp);
+	if (evbuffer_get_length(bufferevent_get_input(bev)))
+		stream_read(bev, sp);
+}
+
+void
+agent_fwd_tcp_server_free(agent_fwd_tcp_server *s)
+{
+	if (!s)
+		return;
+	while (s->conns)
+		splice_free(s->conns);
+	free(s->allow);
+	free(s);
+}
+
+/* ========================================================== UDP, both sides */
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+typedef struct cflow {
+	int used;
+	uint32_t id;
+	struct sockaddr_storage src;
+	socklen_t srclen;
+	uint64_t last;
+} cflow;
+
+struct agent_fwd_udp {
+	agent_app_io io;
+	int fd;
+	struct event *ev;
+	char host[MP_APP_HOST_MAX + 1];
+	uint16_t port, localport;
+	uint32_t next_id;
+	unsigned refused;
+	cflow flows[UDP_FLOWS_MAX];
+};
+
+/* The flow of a local source; a new one (the least recently used slot
+ * when all are taken) for a source not seen yet. */
+static cflow *
+client_flow(agent_fwd_udp *f, const struct sockaddr_storage *src, socklen_t len)
+{
+	cflow *oldest = &f->flows[0];
+	size_t i;
+
+	for (i = 0; i < UDP_FLOWS_MAX; i++) {
+		cflow *c = &f->flows[i];
+		if (c->used && c->srclen == len && !memcmp(&c->src, src, len))
+			return c;
+		if (!c->used || (oldest->used && c->last < oldest->last))
+			oldest = c;
+	}
+	memset(oldest, 0, sizeof *oldest);
+	oldest->used = 1;
+	oldest->id = ++f->next_id;
+	memcpy(&oldest->src, src, len);
+	oldest->srclen = len;
+	return oldest;
+}
+
+static void
+client_udp_read(evutil_socket_t fd, short what, void *arg)
+{
+	agent_fwd_udp *f = arg;
+	uint8_t buf[65536], dg[MP_APP_DGRAM_MAX];
+	struct sockaddr_storage src;
+	socklen_t slen;
+	mp_app_dgram d;
+	size_t len;
+	ssize_t n;
+	cflow *c;
+
+	(void)what;
+	for (;;) {
+		slen = sizeof src;
+		n = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&src, &slen);
+		if (n < 0)
+			return;
+		c = client_flow(f, &src, slen);
+		c->last = now_ms();
+		memset(&d, 0, sizeof d);
+		d.kind = MP_DG_UDP_TO;
+		d.flow = c->id;
+		snprintf(d.host, sizeof d.host, "%s", f->host);
+		d.port = f->port;
+		d.payload = buf;
+		d.payload_len = (size_t)n;
+		if (mp_app_dgram_encode(&d, dg, sizeof dg, &len) != MP_OK) {
+			mp_log(MP_LOG_NOTICE, "forward-udp: %zd-byte datagram too large, dropped", n);
+			continue;
+		}
+		f->io.send_datagram(f->io.ctx, dg, len);
+	}
+}
+
+agent_fwd_udp *
+agent_fwd_udp_new(const agent_app_io *io, uint16_t localport, const char *host, uint16_t port,
+                  char *err, size_t errlen)
+{
+	agent_fwd_udp *f = calloc(1, sizeof *f);
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof sin;
+
+	if (!f) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	f->fd = -1;
+	if (mp_app_host_check(host) != MP_OK || port == 0) {
+		snprintf(err, errlen, "forward-udp destination %s:%u: numeric address or localhost only",
+		         host, port);
+		goto fail;
+	}
+	f->io = *io;
+	snprintf(f->host, sizeof f->host, "%s", host);
+	f->port = port;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(localport);
+	f->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (f->fd < 0 || bind(f->fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+	    getsockname(f->fd, (struct sockaddr *)&sin, &slen) != 0) {
+		snprintf(err, errlen, "cannot bind UDP 127.0.0.1:%u: %s", localport, strerror(errno));
+		goto fail;
+	}
+	f->localport = ntohs(sin.sin_port);
+	if (!(f->ev = event_new(io->base, f->fd, EV_READ | EV_PERSIST, client_udp_read, f)) ||
+	    event_add(f->ev, NULL) != 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	return f;
+fail:
+	agent_fwd_udp_free(f);
+	return NULL;
+}
+
+uint16_t
+agent_fwd_udp_port(const agent_fwd_udp *f)
+{
+	return f->localport;
+}
+
+unsigned
+agent_fwd_udp_refused(const agent_fwd_udp *f)
+{
+	return f->refused;
+}
+
+void
+agent_fwd_udp_on_datagram(agent_fwd_udp *f, const uint8_t *p, size_t len)
+{
+	mp_app_dgram d;
+	size_t i;
+
+	if (mp_app_dgram_decode(p, len, &d) != MP_OK || d.kind == MP_DG_UDP_TO)
+		return;
+	for (i = 0; i < UDP_FLOWS_MAX; i++) {
+		cflow *c = &f->flows[i];
+		if (!c->used || c->id != d.flow)
+			continue;
+		if (d.kind == MP_DG_UDP_REFUSED) {
+			if (!f->refused++)
+				mp_log(MP_LOG_ERR, "forward-udp to %s:%u refused by peer: not allowed",
+				       f->host, f->port);
+			return;
+		}
+		c->last = now_ms();
+		sendto(f->fd, d.payload ? (const void *)d.payload : "", d.payload_len, MSG_DONTWAIT,
+		       (struct sockaddr *)&c->src, c->srclen);
+		return;
+	}
+}
+
+void
+agent_fwd_udp_free(agent_fwd_udp *f)
+{
+	if (!f)
+		return;
+	if (f->ev)
+		event_free(f->ev);
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f);
+}
+
+/* ---------------------------------------------------------- listen side */
+
+typedef struct sflow {
+	agent_fwd_udp_server *s;
+	int used, fd;
+	uint32_t id;
+	char host[MP_APP_HOST_MAX + 1];
+	uint16_t port;
+	struct event *ev, *idle;
+} sflow;
+
+struct agent_fwd_udp_server {
+	agent_app_io io;
+	agent_allow *allow;
+	size_t nallow;
+	struct timeval idle;
+	sflow flows[UDP_FLOWS_MAX];
+};
+
+static void
+sflow_close(sflow *fl)
+{
+	if (fl->ev)
+		event_free(fl->ev);
+	if (fl->idle)
+		event_free(fl->idle);
+	if (fl->fd >= 0)
+		close(fl->fd);
+	memset(fl, 0, sizeof *fl);
+	fl->fd = -1;
+}
+
+static void
+sflow_idle(evutil_socket_t fd, short what, void *arg)
+{
+	sflow *fl = arg;
+
+	(void)fd;
+	(void)what;
+	mp_log(MP_LOG_DEBUG, "forward-udp flow %u to %s:%u idle, closed", fl->id, fl->host, fl->port);
+	sflow_close(fl);
+}
+
+static void
+sflow_read(evutil_socket_t fd, short what, void *arg)
+{
+	sflow *fl = arg;
+	uint8_t buf[MP_APP_DGRAM_MAX], dg[MP_APP_DGRAM_MAX];
+	mp_app_dgram d;
+	size_t len;
+	ssize_t n;
+
+	(void)what;
+	for (;;) {
+		/* an answer larger than a datagram can carry is cut to fit:
+		 * recv() with a smaller buffer drops the rest */
+		n = recv(fd, buf, MP_APP_DGRAM_MAX - 5, MSG_DONTWAIT);
+		if (n < 0)
+			return;
+		memset(&d, 0, sizeof d);
+		d.kind = MP_DG_UDP_BACK;
+		d.flow = fl->id;
+		d.payload = buf;
+		d.payload_len = (size_t)n;
+		if (mp_app_dgram_encode(&d, dg, sizeof dg, &len) == MP_OK)
+			fl->s->io.send_datagram(fl->s->io.ctx, dg, len);
+		event_add(fl->idle, &fl->s->idle);
+	}
+}
+
+static sflow *
+sflow_open(agent_fwd_udp_server *s, const mp_app_dgram *d)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	sflow *fl = NULL;
+	size_t i;
+
+	for (i = 0; i < UDP_FLOWS_MAX && !fl; i++)
+		if (!s->flows[i].used)
+			fl = &s->flows[i];
+	if (!fl || to_sockaddr(d->host, d->port, &ss, &sslen) != MP_OK)
+		return NULL;
+	fl->s = s;
+	fl->used = 1;
+	fl->id = d->flow;
+	snprintf(fl->host, sizeof fl->host, "%s", d->host);
+	fl->port = d->port;
+	fl->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fl->fd < 0 || connect(fl->fd, (struct sockaddr *)&ss, sslen) != 0 ||
+	    !(fl->ev = event_new(s->io.base, fl->fd, EV_READ | EV_PERSIST, sflow_read, fl)) ||
+	    !(fl->idle = evtimer_new(s->io.base, sflow_idle, fl)) || event_add(fl->ev, NULL) != 0) {
+		sflow_close(fl);
+		return NULL;
+	}
+	mp_log(MP_LOG_INFO, "forward-udp flow %u to %s:%u", fl->id, fl->host, fl->port);
+	return fl;
+}
+
+void
+agent_fwd_udp_server_on_datagram(agent_fwd_udp_server *s, const uint8_t *p, size_t len)
+{
+	uint8_t dg[MP_APP_DGRAM_MAX];
+	mp_app_dgram d;
+	sflow *fl = NULL;
+	size_t i, n;
+
+	if (mp_app_dgram_decode(p, len, &d) != MP_OK || d.kind != MP_DG_UDP_TO)
+		return;
+	if (!allowed(s->allow, s->nallow, d.host, d.port)) {
+		mp_app_dgram r = { .kind = MP_DG_UDP_REFUSED, .flow = d.flow };
+		if (mp_app_dgram_encode(&r, dg, sizeof dg, &n) == MP_OK)
+			s->io.send_datagram(s->io.ctx, dg, n);
+		return;
+	}
+	for (i = 0; i < UDP_FLOWS_MAX && !fl; i++)
+		if (s->flows[i].used && s->flows[i].id == d.flow)
+			fl = &s->flows[i];
+	if (fl && (fl->port != d.port || strcmp(fl->host, d.host))) {
+		sflow_close(fl);
+		fl = NULL;
+	}
+	if (!fl && !(fl = sflow_open(s, &d)))
+		return;
+	send(fl->fd, d.payload ? (const void *)d.payload : "", d.payload_len, MSG_DONTWAIT);
+	event_add(fl->idle, &s->idle);
+}
+
+size_t
+agent_fwd_udp_server_flows(const agent_fwd_udp_server *s)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < UDP_FLOWS_MAX; i++)
+		n += s->flows[i].used != 0;
+	return n;
+}
+
+agent_fwd_udp_server *
+agent_fwd_udp_server_new(const agent_app_io *io, const agent_allow *allow, size_t nallow,
+                         unsigned idle_ms)
+{
+	agent_fwd_udp_server *s = calloc(1, sizeof *s);
+	size_t i;
+
+	if (!s)
+		return NULL;
+	if (nallow && !(s->allow = calloc(nallow, sizeof *allow))) {
+		free(s);
+		return NULL;
+	}
+	if (nallow)
+		memcpy(s->allow, allow, nallow * sizeof *allow);
+	s->nallow = nallow;
+	s->io = *io;
+	s->idle.tv_sec = idle_ms / 1000;
+	s->idle.tv_usec = (idle_ms % 1000) * 1000;
+	for (i = 0; i < UDP_FLOWS_MAX; i++)
+		s->flows[i].fd = -1;
+	return s;
+}
+
+void
+agent_fwd_udp_server_free(agent_fwd_udp_server *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	for (i = 0; i < UDP_FLOWS_MAX; i++)
+		if (s->flows[i].used)
+			sflow_close(&s->flows[i]);
+	free(s->allow);
+	free(s);
+}
