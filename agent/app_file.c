@@ -133,7 +133,9 @@ sender_finish_file(agent_file_sender *s, int status, int reason)
 	event_active(s->next_ev, 0, 0);
 }
 
-static void
+/* Queues DATA up to the high-water mark; 0 when the file is finished
+ * with (the stream is gone). */
+static int
 sender_fill(agent_file_sender *s)
 {
 	static uint8_t buf[CHUNK];
@@ -148,17 +150,18 @@ sender_fill(agent_file_sender *s)
 		if (got <= 0) {
 			mp_log(MP_LOG_ERR, "send %s: file changed or unreadable while sending", s->offer.name);
 			sender_finish_file(s, AGENT_FILE_LOCAL, 0);
-			return;
+			return 0;
 		}
 		if (agent_app_write_frame(s->bev, MP_FR_DATA, buf, (size_t)got) != MP_OK) {
 			sender_finish_file(s, AGENT_FILE_LOCAL, 0);
-			return;
+			return 0;
 		}
 		s->pos += (uint64_t)got;
 		agent_progress_update(&s->progress, s->pos);
 	}
 	if (s->pos == s->offer.size)
 		s->phase = S_WAIT_RESULT;
+	return 1;
 }
 
 static void
@@ -184,8 +187,9 @@ sender_read(struct bufferevent *bev, void *arg)
 			                     s->offer.size, offset);
 			if (offset)
 				mp_log(MP_LOG_INFO, "send %s: resuming at %" PRIu64, s->offer.name, offset);
-			sender_fill(s);
-			return;
+			if (!sender_fill(s))
+				return;
+			/* an empty file's RESULT may already be here */
 		} else if (s->phase == S_WAIT_REPLY && type == MP_FR_REFUSE) {
 			if (mp_app_refuse_decode(buf, len, &reason, text) != MP_OK)
 				goto protocol;
@@ -446,9 +450,15 @@ stream_end(recv_stream *rs, int status)
 		r->on_file(r->arg, name, status);
 }
 
+/* Queues a small frame: a RESULT or ACCEPT of one byte or word, or a REFUSE. */
 static int
-send_small(recv_stream *rs, int rc, const uint8_t *frame, size_t len)
+send_u(recv_stream *rs, uint8_t type, uint64_t v)
 {
+	uint8_t frame[SMALL_FRAME];
+	size_t len;
+	int rc = type == MP_FR_ACCEPT ? mp_app_u64_encode(type, v, frame, sizeof frame, &len) :
+	                                mp_app_u8_encode(type, (uint8_t)v, frame, sizeof frame, &len);
+
 	if (rc != MP_OK)
 		return rc;
 	return bufferevent_write(rs->bev, frame, len) ? MP_ERR_NOMEM : MP_OK;
@@ -461,7 +471,8 @@ refuse(recv_stream *rs, uint8_t reason, const char *text)
 	size_t len;
 
 	mp_log(MP_LOG_NOTICE, "receive %s: refused: %s", rs->offer.name[0] ? rs->offer.name : "?", text);
-	send_small(rs, mp_app_refuse_encode(reason, text, frame, sizeof frame, &len), frame, len);
+	if (mp_app_refuse_encode(reason, text, frame, sizeof frame, &len) == MP_OK)
+		bufferevent_write(rs->bev, frame, len);
 	/* the REFUSE goes out with the end of the stream */
 	stream_end(rs, AGENT_FILE_REFUSED);
 }
@@ -564,9 +575,8 @@ drop_part(recv_stream *rs)
 static void
 finish_file(recv_stream *rs)
 {
-	uint8_t sha[MP_APP_SHA256_LEN], frame[SMALL_FRAME];
+	uint8_t sha[MP_APP_SHA256_LEN];
 	unsigned int n;
-	size_t len;
 	int ok, rc;
 
 	ok = EVP_DigestFinal_ex(rs->md, sha, &n) && !memcmp(sha, rs->offer.sha256, sizeof sha);
@@ -590,8 +600,7 @@ finish_file(recv_stream *rs)
 		drop_part(rs);
 	close(rs->part_fd);
 	rs->part_fd = -1;
-	send_small(rs, mp_app_u8_encode(MP_FR_RESULT, ok ? MP_RESULT_OK : MP_RESULT_BAD, frame,
-	                                sizeof frame, &len), frame, len);
+	send_u(rs, MP_FR_RESULT, ok ? MP_RESULT_OK : MP_RESULT_BAD);
 	agent_progress_end(&rs->progress, ok ? "ok" : "BAD");
 	rs->phase = R_DONE;
 	/* the sender closes once it has read the RESULT; tell the owner now */
@@ -599,57 +608,58 @@ finish_file(recv_stream *rs)
 		rs->r->on_file(rs->r->arg, rs->offer.name, ok ? AGENT_FILE_OK : AGENT_FILE_BAD);
 }
 
-static void
+/* 1 when the stream lives on and waits for DATA. */
+static int
 on_offer(recv_stream *rs, const uint8_t *p, size_t len)
 {
 	agent_file_receiver *r = rs->r;
-	uint8_t frame[SMALL_FRAME];
 	struct statvfs vfs;
 	struct stat st;
-	size_t flen;
 	int rc;
 
 	rc = mp_app_offer_decode(p, len, &rs->offer);
 	if (rc == MP_ERR_SYNTAX) {
 		rs->offer.name[0] = '\0';
 		refuse(rs, MP_REFUSE_BADNAME, "bad file name");
-		return;
+		return 0;
 	}
 	if (rc != MP_OK) {
 		mp_log(MP_LOG_ERR, "receive: malformed OFFER");
 		stream_end(rs, AGENT_FILE_BROKEN);
-		return;
+		return 0;
 	}
 	if (name_busy(rs)) {
 		refuse(rs, MP_REFUSE_BUSY, "being received on another stream");
-		return;
+		return 0;
 	}
 	if (!r->overwrite && fstatat(r->dirfd, rs->offer.name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		refuse(rs, MP_REFUSE_EXISTS, "file exists");
-		return;
+		return 0;
 	}
 	if (open_part(rs) != MP_OK) {
 		refuse(rs, MP_REFUSE_IO, "cannot create the file");
-		return;
+		return 0;
 	}
 	if (fstatvfs(rs->part_fd, &vfs) == 0 &&
 	    (uint64_t)vfs.f_bavail * vfs.f_frsize < rs->offer.size - rs->got) {
 		drop_part(rs);
 		refuse(rs, MP_REFUSE_NOSPACE, "not enough space");
-		return;
+		return 0;
 	}
-	if (send_small(rs, mp_app_u64_encode(MP_FR_ACCEPT, rs->got, frame, sizeof frame, &flen), frame,
-	               flen) != MP_OK) {
+	if (send_u(rs, MP_FR_ACCEPT, rs->got) != MP_OK) {
 		stream_end(rs, AGENT_FILE_BROKEN);
-		return;
+		return 0;
 	}
 	if (rs->got)
 		mp_log(MP_LOG_INFO, "receive %s: resuming at %" PRIu64, rs->offer.name, rs->got);
 	rs->phase = R_RECEIVING;
 	agent_progress_begin(&rs->progress, r->progress_mode, "receive", rs->offer.name,
 	                     rs->offer.size, rs->got);
-	if (rs->got == rs->offer.size)
+	if (rs->got == rs->offer.size) {
 		finish_file(rs);
+		return 0;
+	}
+	return 1;
 }
 
 /* One DATA frame: into the part file and the hash. */
@@ -694,8 +704,8 @@ recv_read(struct bufferevent *bev, void *arg)
 		if (rs->phase == R_WAIT_OFFER && type == MP_FR_OFFER) {
 			if (agent_app_take_frame(in, len, buf, sizeof buf) != MP_OK)
 				break;
-			on_offer(rs, buf, len);
-			return;   /* rs may be gone; the rest waits for the next event */
+			if (!on_offer(rs, buf, len))
+				return;   /* rs may be gone */
 		} else if (rs->phase == R_RECEIVING && type == MP_FR_DATA) {
 			if ((rc = on_data(rs, in, len)) != MP_OK) {
 				mp_log(MP_LOG_ERR, "receive %s: %s", rs->offer.name, mp_strerror(rc));
