@@ -178,6 +178,8 @@ agent_app_server *agent_app_server_new(const agent_app_io *io, const agent_app_s
 void agent_app_server_on_stream(agent_app_server *s, struct bufferevent *bev);
 /* The transport's hook for a datagram from the peer. */
 void agent_app_server_on_datagram(agent_app_server *s, const uint8_t *p, size_t len);
+/* UDP flows open now (for tests and status). */
+size_t agent_app_server_udp_flows(const agent_app_server *s);
 void agent_app_server_free(agent_app_server *s);
 
 #endif

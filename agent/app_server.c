@@ -108,6 +108,12 @@ agent_app_server_on_datagram(agent_app_server *s, const uint8_t *p, size_t len)
 	agent_fwd_udp_server_on_datagram(s->udp, p, len);
 }
 
+size_t
+agent_app_server_udp_flows(const agent_app_server *s)
+{
+	return agent_fwd_udp_server_flows(s->udp);
+}
+
 agent_app_server *
 agent_app_server_new(const agent_app_io *io, const agent_app_server_cfg *cfg, char *err,
                      size_t errlen)
