@@ -28,6 +28,7 @@
 #include <openssl/crypto.h>
 
 #include "agent.h"
+#include "app_cli.h"
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
 #include "mailpunch/peers.h"
@@ -51,6 +52,8 @@ typedef struct flow {
 	struct event *hello_timer, *attempt_timer, *keepalive_timer, *rereg_timer;
 	uint64_t registered_at;
 	mp_endpoints announced;
+	agent_app_opts apps;              /* --send, --forward, --receive, ... */
+	agent_apps *running_apps;
 } flow;
 
 static const char *progname = "mailpunch-agent";
@@ -374,6 +377,47 @@ hello_tick(evutil_socket_t fd, short what, void *arg)
 	agent_link_send_data(f->link, (const uint8_t *)msg, strlen(msg));
 }
 
+/* ============================================================================
+ * INTEGRATION POINT: the applications over the transport (agent/app_cli.h).
+ *
+ * Called when a link to the peer is established.  Once the stream
+ * transport runs over the link, this is where it starts the applications:
+ *
+ *     agent_app_io io = { a->base, open_stream, send_datagram, ctx };
+ *     f->running_apps = agent_apps_start(&f->apps, f->link == l, &io, a->json,
+ *                                        apps_finished, a, err, sizeof err);
+ *
+ * and routes the transport's hooks: on_stream(bev) ->
+ * agent_apps_on_stream(f->running_apps, bev), on_datagram(p, len) ->
+ * agent_apps_on_datagram(f->running_apps, p, len); run_flow() frees
+ * f->running_apps at the end.  Until then a command that asks for an
+ * application says that this build cannot carry it.  Returns 1 when the
+ * applications took over the link (no hello exchange).
+ * ========================================================================== */
+static void
+apps_finished(void *arg, int exit_code)
+{
+	agent_finish(arg, exit_code);
+}
+
+static int
+apps_on_established(agent *a, flow *f, agent_link *l)
+{
+	if (!agent_app_opts_any(&f->apps) || f->running_apps)
+		return 0;
+	(void)apps_finished;
+	if (a->json)
+		printf("{\"event\":\"apps_unavailable\",\"ms\":%ld}\n", ms_since_start());
+	else
+		agent_say(a, "connected, but this build has no stream transport for --send/--forward/--receive");
+	fflush(stdout);
+	if (f->link == l) {
+		agent_finish(a, AGENT_EXIT_FAILURE);
+		return 1;
+	}
+	return 0;
+}
+
 static void
 on_link(agent *a, agent_link *l, int established)
 {
@@ -381,6 +425,8 @@ on_link(agent *a, agent_link *l, int established)
 
 	say_event(a, "established", l, NULL);
 	write_status(a);
+	if (apps_on_established(a, f, l))
+		return;
 	if (f->link == l) {
 		/* the initiator speaks first and repeats until answered */
 		hello_tick(-1, 0, a);
@@ -762,8 +808,11 @@ cmd_status(agent *a)
 static void
 usage(FILE *fp)
 {
-	fprintf(fp, "usage: %s [-c FILE] [--json] COMMAND [ARG]\n"
-	            "commands: id, register, connect [PEER], listen, invite ADDRESS, status\n", progname);
+	fprintf(fp, "usage: %s [-c FILE] [--json] COMMAND [ARG] [APP OPTIONS]\n"
+	            "commands: id, register, connect [PEER], listen, invite ADDRESS, status\n"
+	            "connect:  --send FILE..., --forward LOCALPORT:HOST:PORT, --forward-udp LOCALPORT:HOST:PORT\n"
+	            "listen:   --receive DIR [--overwrite], --allow-forward HOST:PORT, --allow-forward-udp HOST:PORT\n",
+	        progname);
 }
 
 static int
@@ -803,11 +852,83 @@ run_flow(agent *a, flow *f)
 		event_free(f->keepalive_timer);
 	if (f->rereg_timer)
 		event_free(f->rereg_timer);
+	agent_apps_free(f->running_apps);
+	f->running_apps = NULL;
 	if (a->deadline)
 		event_free(a->deadline);
 	event_free(sint);
 	event_free(sterm);
 	return a->exit_code;
+}
+
+/* What follows COMMAND: its argument (PEER, ADDRESS), the application
+ * options, and for connect more files after --send FILE.  Options may
+ * come in any order; -c and --json are taken here too. */
+static int
+parse_after_command(int argc, char **argv, char *argv0, agent *a, flow *f, const char **config)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "send", required_argument, NULL, AGENT_OPT_SEND },
+		{ "receive", required_argument, NULL, AGENT_OPT_RECEIVE },
+		{ "overwrite", no_argument, NULL, AGENT_OPT_OVERWRITE },
+		{ "forward", required_argument, NULL, AGENT_OPT_FORWARD },
+		{ "forward-udp", required_argument, NULL, AGENT_OPT_FORWARD_UDP },
+		{ "allow-forward", required_argument, NULL, AGENT_OPT_ALLOW_FORWARD },
+		{ "allow-forward-udp", required_argument, NULL, AGENT_OPT_ALLOW_FORWARD_UDP },
+		{ NULL, 0, NULL, 0 },
+	};
+	char **sub, err[512];
+	int c, i, n, connect = !strcmp(f->command, "connect");
+
+	if (!(sub = calloc((size_t)argc + 2, sizeof *sub)))
+		return AGENT_EXIT_FAILURE;
+	sub[0] = argv0;
+	for (i = 0; i < argc; i++)
+		sub[i + 1] = argv[i];
+	n = argc + 1;
+	optind = 0;   /* glibc: start over, on this vector */
+	while ((c = getopt_long(n, sub, "c:j", longopts, NULL)) != -1) {
+		if (c == 'c') {
+			*config = optarg;
+		} else if (c == 'j') {
+			a->json = 1;
+		} else if (c >= AGENT_OPT_SEND && c <= AGENT_OPT_ALLOW_FORWARD_UDP) {
+			if (agent_app_opts_add(&f->apps, c, optarg, err, sizeof err) != MP_OK) {
+				fprintf(stderr, "%s: %s\n", progname, err);
+				free(sub);
+				return AGENT_EXIT_USAGE;
+			}
+		} else {
+			free(sub);
+			usage(stderr);
+			return AGENT_EXIT_USAGE;
+		}
+	}
+	/* getopt moved the other words to the end, in their order */
+	if (connect && optind < n)
+		f->want = sub[optind++];
+	else if (!strcmp(f->command, "invite") && optind < n)
+		f->invite_to = sub[optind++];
+	while (connect && f->apps.nsend && optind < n)
+		agent_app_opts_add(&f->apps, AGENT_OPT_SEND, sub[optind++], err, sizeof err);
+	c = optind;
+	free(sub);
+	if (c != n || (!strcmp(f->command, "invite") && !f->invite_to)) {
+		usage(stderr);
+		return AGENT_EXIT_USAGE;
+	}
+	if (agent_app_opts_any(&f->apps) &&
+	    (strcmp(f->command, "connect") && strcmp(f->command, "listen"))) {
+		fprintf(stderr, "%s: application options go with connect or listen\n", progname);
+		return AGENT_EXIT_USAGE;
+	}
+	if (agent_app_opts_check(&f->apps, connect, err, sizeof err) != MP_OK) {
+		fprintf(stderr, "%s: %s\n", progname, err);
+		return AGENT_EXIT_USAGE;
+	}
+	return AGENT_EXIT_OK;
 }
 
 int
@@ -846,13 +967,10 @@ main(int argc, char **argv)
 	}
 	cmd = argv[optind++];
 	f.command = cmd;
-	if (!strcmp(cmd, "connect") && optind < argc)
-		f.want = argv[optind++];
-	else if (!strcmp(cmd, "invite") && optind < argc)
-		f.invite_to = argv[optind++];
-	if (optind != argc || (!strcmp(cmd, "invite") && !f.invite_to)) {
-		usage(stderr);
-		return AGENT_EXIT_USAGE;
+	rc = parse_after_command(argc - optind, argv + optind, argv[0], &a, &f, &config);
+	if (rc != AGENT_EXIT_OK) {
+		agent_app_opts_clear(&f.apps);
+		return rc;
 	}
 	if (!config)
 		config = agent_settings_default_path(pathbuf, sizeof pathbuf);
@@ -887,6 +1005,7 @@ main(int argc, char **argv)
 	}
 	mp_identity_free(a.id);
 	agent_settings_free(a.cfg);
+	agent_app_opts_clear(&f.apps);
 	mp_log_close();
 	return rc;
 }
