@@ -20,6 +20,8 @@
 
 #include <openssl/evp.h>
 
+#include "agent.h"
+#include "app_cli.h"
 #include "apptestutil.h"
 #include "testutil.h"
 
@@ -529,6 +531,78 @@ START_TEST(too_much_data_refused)
 }
 END_TEST
 
+/* ------------------------------------- the command line's session */
+
+static void
+apps_finished(void *arg, int code)
+{
+	int *out = arg;
+
+	*out = code;
+}
+
+START_TEST(cli_options_and_session)
+{
+	agent_app_opts o = { 0 };
+	agent_app_server_cfg cfg = { .receive_dir = dst_dir };
+	char err[256], p1[400], p2[400], out[400];
+	struct event_base *base;
+	agent_apps *apps;
+	test_link tl;
+	int code = -1, i;
+
+	ck_assert_int_eq(agent_app_opts_add(&o, AGENT_OPT_FORWARD, "8080:127.0.0.1:80", err, sizeof err), MP_OK);
+	ck_assert_int_eq(agent_app_opts_add(&o, AGENT_OPT_FORWARD_UDP, "27015:[::1]:27015", err, sizeof err),
+	                 MP_OK);
+	ck_assert_int_eq(agent_app_opts_add(&o, AGENT_OPT_FORWARD, "8080:example.com:80", err, sizeof err),
+	                 MP_ERR_SYNTAX);
+	ck_assert_int_eq(agent_app_opts_add(&o, AGENT_OPT_ALLOW_FORWARD, "127.0.0.1", err, sizeof err),
+	                 MP_ERR_SYNTAX);
+	ck_assert_uint_eq(o.nfwd_tcp, 1);
+	ck_assert_uint_eq(o.fwd_tcp[0].localport, 8080);
+	ck_assert_str_eq(o.fwd_udp[0].host, "::1");
+	ck_assert_int_eq(agent_app_opts_check(&o, 1, err, sizeof err), MP_OK);
+	ck_assert_int_eq(agent_app_opts_check(&o, 0, err, sizeof err), MP_ERR_SYNTAX);
+	ck_assert_int_eq(agent_app_opts_add(&o, AGENT_OPT_ALLOW_FORWARD, "localhost:22", err, sizeof err), MP_OK);
+	ck_assert_int_eq(agent_app_opts_check(&o, 1, err, sizeof err), MP_ERR_SYNTAX);
+	agent_app_opts_clear(&o);
+	ck_assert(!agent_app_opts_any(&o));
+	ck_assert_int_eq(agent_app_opts_add(&o, AGENT_OPT_OVERWRITE, NULL, err, sizeof err), MP_OK);
+	ck_assert_int_eq(agent_app_opts_check(&o, 0, err, sizeof err), MP_ERR_SYNTAX);
+	agent_app_opts_clear(&o);
+
+	/* connect side: two files through agent_apps */
+	snprintf(p1, sizeof p1, "%s/first", src_dir);
+	snprintf(p2, sizeof p2, "%s/second", src_dir);
+	make_file(p1, 70000, 21);
+	make_file(p2, 1, 22);
+	ck_assert_int_eq(agent_app_opts_add(&o, AGENT_OPT_SEND, p1, err, sizeof err), MP_OK);
+	ck_assert_int_eq(agent_app_opts_add(&o, AGENT_OPT_SEND, p2, err, sizeof err), MP_OK);
+	base = event_base_new();
+	tl_init(&tl, base, &cfg);
+	apps = agent_apps_start(&o, 1, &tl.io, 0, apps_finished, &code, err, sizeof err);
+	ck_assert_msg(apps != NULL, "%s", err);
+	for (i = 0; i < 1000 && code < 0; i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	ck_assert_int_eq(code, AGENT_EXIT_OK);
+	snprintf(out, sizeof out, "%s/first", dst_dir);
+	assert_same(p1, out);
+	snprintf(out, sizeof out, "%s/second", dst_dir);
+	assert_same(p2, out);
+	agent_apps_free(apps);
+	/* again: both exist now, so the run fails */
+	code = -1;
+	apps = agent_apps_start(&o, 1, &tl.io, 0, apps_finished, &code, err, sizeof err);
+	for (i = 0; i < 1000 && code < 0; i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	ck_assert_int_eq(code, AGENT_EXIT_FAILURE);
+	agent_apps_free(apps);
+	agent_app_opts_clear(&o);
+	tl_free(&tl);
+	event_base_free(base);
+}
+END_TEST
+
 static Suite *
 app_file_suite(void)
 {
@@ -546,6 +620,7 @@ app_file_suite(void)
 	tcase_add_test(tc, bad_names_refused);
 	tcase_add_test(tc, wrong_hash_dropped);
 	tcase_add_test(tc, too_much_data_refused);
+	tcase_add_test(tc, cli_options_and_session);
 	suite_add_tcase(s, tc);
 	return s;
 }
