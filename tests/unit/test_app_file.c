@@ -200,8 +200,13 @@ transfer(run *r, test_link *tl, char **paths, size_t n, int overwrite, uint64_t 
 static void
 finish(run *r, test_link *tl, agent_file_sender *s)
 {
+	int i;
+
 	agent_file_sender_free(s);
 	tl_free(tl);
+	/* freed bufferevents go on the next turns of the loop */
+	for (i = 0; i < 3; i++)
+		event_base_loop(r->base, EVLOOP_NONBLOCK);
 	event_base_free(r->base);
 }
 
@@ -468,7 +473,12 @@ raw_offer(const char *name, uint64_t size, const uint8_t sha[32], const void *da
 	*first_byte = w.reply[0];
 	*got = w.got;
 	bufferevent_free(w.end);
+	/* freed bufferevents go on the next turns of the loop */
+	for (i = 0; i < 3; i++)
+		event_base_loop(w.base, EVLOOP_NONBLOCK);
 	tl_free(&tl);
+	for (i = 0; i < 3; i++)
+		event_base_loop(w.base, EVLOOP_NONBLOCK);
 	event_base_free(w.base);
 }
 
