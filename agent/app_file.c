@@ -229,8 +229,13 @@ sender_event(struct bufferevent *bev, short what, void *arg)
 {
 	agent_file_sender *s = arg;
 
-	(void)bev;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		/* a RESULT or REFUSE may have come with the end */
+		if (evbuffer_get_length(bufferevent_get_input(bev))) {
+			sender_read(bev, s);
+			if (s->bev != bev)
+				return;
+		}
 		mp_log(MP_LOG_ERR, "send %s: stream ended at %" PRIu64 " of %" PRIu64 " bytes",
 		       s->offer.name, s->pos, s->offer.size);
 		sender_finish_file(s, AGENT_FILE_BROKEN, 0);
@@ -691,11 +696,11 @@ on_data(recv_stream *rs, struct evbuffer *in, uint32_t len)
 	return MP_OK;
 }
 
-static void
-recv_read(struct bufferevent *bev, void *arg)
+/* Handles every whole frame in the input; 0 when rs is gone. */
+static int
+recv_process(recv_stream *rs)
 {
-	recv_stream *rs = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = bufferevent_get_input(rs->bev);
 	uint8_t buf[SMALL_FRAME], type;
 	uint32_t len;
 	int rc;
@@ -705,32 +710,41 @@ recv_read(struct bufferevent *bev, void *arg)
 			if (agent_app_take_frame(in, len, buf, sizeof buf) != MP_OK)
 				break;
 			if (!on_offer(rs, buf, len))
-				return;   /* rs may be gone */
+				return 0;   /* rs may be gone */
 		} else if (rs->phase == R_RECEIVING && type == MP_FR_DATA) {
 			if ((rc = on_data(rs, in, len)) != MP_OK) {
 				mp_log(MP_LOG_ERR, "receive %s: %s", rs->offer.name, mp_strerror(rc));
 				if (rc == MP_ERR_TOOBIG)
 					drop_part(rs);
 				stream_end(rs, AGENT_FILE_BROKEN);
-				return;
+				return 0;
 			}
 			if (rs->got == rs->offer.size) {
 				finish_file(rs);
-				return;
+				return 1;
 			}
 		} else {
 			break;
 		}
 	}
 	if (rc == 0)
-		return;
+		return 1;
 	if (rs->phase == R_DONE) {
 		stream_free(rs);   /* already reported */
-		return;
+		return 0;
 	}
 	mp_log(MP_LOG_ERR, "receive %s: peer broke the file protocol", rs->offer.name);
 	stream_end(rs, AGENT_FILE_BROKEN);
+	return 0;
 }
+
+static void
+recv_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	recv_process(arg);
+}
+
 
 static void
 recv_event(struct bufferevent *bev, short what, void *arg)
@@ -739,6 +753,9 @@ recv_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	/* what came before the end counts */
+	if (!recv_process(rs))
 		return;
 	if (rs->phase == R_DONE) {
 		/* the normal end: the sender read our RESULT and closed */

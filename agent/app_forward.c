@@ -91,6 +91,7 @@ struct splice {
 	int tcp_eof;                    /* our TCP side ended: FIN sent */
 	int fin_recv;                   /* the peer's FIN came */
 	int shut_wr;                    /* TCP write side shut down */
+	int stream_ended;               /* EOF or error on the stream: input is all there is */
 	char host[MP_APP_HOST_MAX + 1];
 	uint16_t port;
 };
@@ -111,7 +112,7 @@ struct agent_fwd_tcp_server {
 	splice *conns;
 };
 
-static void stream_read(struct bufferevent *bev, void *arg);
+static int stream_process(splice *sp);
 
 static void
 splice_free(splice *sp)
@@ -203,9 +204,10 @@ tcp_write(struct bufferevent *bev, void *arg)
 			splice_free(sp);
 		return;
 	}
-	if (!(bufferevent_get_enabled(sp->stream) & EV_READ)) {
-		bufferevent_enable(sp->stream, EV_READ);
-		stream_read(sp->stream, sp);
+	if (!(bufferevent_get_enabled(sp->stream) & EV_READ) || sp->stream_ended) {
+		if (!sp->stream_ended)
+			bufferevent_enable(sp->stream, EV_READ);
+		stream_process(sp);
 		return;
 	}
 	shut_if_drained(sp);
@@ -233,7 +235,7 @@ tcp_event(struct bufferevent *bev, short what, void *arg)
 		sp->opened = 1;
 		send_opened(sp, MP_OPENED_OK);
 		bufferevent_enable(sp->tcp, EV_READ | EV_WRITE);
-		stream_read(sp->stream, sp);
+		stream_process(sp);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -258,17 +260,6 @@ tcp_event(struct bufferevent *bev, short what, void *arg)
 		}
 		maybe_done(sp);
 	}
-}
-
-static void
-stream_write(struct bufferevent *bev, void *arg)
-{
-	splice *sp = arg;
-
-	(void)bev;
-	if (!sp->tcp_eof && sp->tcp && !(bufferevent_get_enabled(sp->tcp) & EV_READ) &&
-	    (sp->client || sp->opened))
-		bufferevent_enable(sp->tcp, EV_READ);
 }
 
 /* Listen side: the OPEN frame. 1 when the splice lives on. */
@@ -310,10 +301,28 @@ on_open(splice *sp, const uint8_t *p, size_t len)
 	return 1;
 }
 
-static void
-stream_read(struct bufferevent *bev, void *arg)
+/* The stream ended and everything it brought is handled: close, after
+ * writing out what the peer sent before its FIN. 0: sp is gone. */
+static int
+stream_gone(splice *sp)
 {
-	splice *sp = arg;
+	if (sp->tcp && sp->opened && sp->fin_recv &&
+	    evbuffer_get_length(bufferevent_get_output(sp->tcp))) {
+		bufferevent_free(sp->stream);
+		sp->stream = NULL;
+		bufferevent_disable(sp->tcp, EV_READ);
+		return 1;
+	}
+	splice_free(sp);
+	return 0;
+}
+
+/* Handles the whole frames in the stream's input, as far as the TCP side
+ * takes them; 0 when sp is gone. */
+static int
+stream_process(splice *sp)
+{
+	struct bufferevent *bev = sp->stream;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint8_t buf[SMALL_FRAME], type, status;
 	uint32_t len;
@@ -323,11 +332,10 @@ stream_read(struct bufferevent *bev, void *arg)
 		if (sp->server && !sp->tcp) {
 			if (type != MP_FR_OPEN || agent_app_take_frame(in, len, buf, sizeof buf) != MP_OK)
 				break;
-			on_open(sp, buf, len);
-			return;   /* the rest once connected */
+			return on_open(sp, buf, len);   /* the rest once connected */
 		}
 		if (sp->server && !sp->opened)
-			return;   /* still connecting: keep it buffered */
+			return 1;   /* still connecting: keep it buffered */
 		if (sp->client && !sp->opened) {
 			if (type != MP_FR_OPENED || agent_app_take_frame(in, len, buf, sizeof buf) != MP_OK ||
 			    mp_app_u8_decode(buf, len, &status) != MP_OK)
@@ -339,7 +347,7 @@ stream_read(struct bufferevent *bev, void *arg)
 				       status == MP_OPENED_UNREACHABLE ? "unreachable" : "bad request");
 				sp->client->refused[status < 4 ? status : 3]++;
 				splice_free(sp);
-				return;
+				return 0;
 			}
 			sp->opened = 1;
 			continue;
@@ -349,23 +357,43 @@ stream_read(struct bufferevent *bev, void *arg)
 			evbuffer_drain(in, MP_APP_FRAME_HDR);
 			evbuffer_remove_buffer(in, out, len);
 			if (evbuffer_get_length(out) >= AGENT_APP_STREAM_HIGH) {
+				/* the rest when the TCP side has taken this */
 				bufferevent_disable(bev, EV_READ);
-				return;
+				return 1;
 			}
 		} else if (type == MP_FR_FIN && !sp->fin_recv) {
 			evbuffer_drain(in, MP_APP_FRAME_HDR + len);
 			sp->fin_recv = 1;
 			shut_if_drained(sp);
 			if (maybe_done(sp))
-				return;
+				return 0;
 		} else {
 			break;
 		}
 	}
 	if (rc == 0)
-		return;
+		return sp->stream_ended ? stream_gone(sp) : 1;
 	mp_log(MP_LOG_ERR, "forward: peer broke the stream protocol");
 	splice_free(sp);
+	return 0;
+}
+
+static void
+stream_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	stream_process(arg);
+}
+
+static void
+stream_write(struct bufferevent *bev, void *arg)
+{
+	splice *sp = arg;
+
+	(void)bev;
+	if (!sp->tcp_eof && sp->tcp && !(bufferevent_get_enabled(sp->tcp) & EV_READ) &&
+	    (sp->client || sp->opened))
+		bufferevent_enable(sp->tcp, EV_READ);
 }
 
 static void
@@ -373,17 +401,16 @@ stream_event(struct bufferevent *bev, short what, void *arg)
 {
 	splice *sp = arg;
 
-	(void)bev;
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
-	/* what the peer sent before leaving still goes out */
-	if (sp->tcp && sp->fin_recv && evbuffer_get_length(bufferevent_get_output(sp->tcp))) {
-		bufferevent_free(sp->stream);
-		sp->stream = NULL;
-		bufferevent_disable(sp->tcp, EV_READ);
+	/* frames may wait in the input (backpressure): they still count */
+	sp->stream_ended = 1;
+	bufferevent_disable(bev, EV_READ);
+	if (sp->server && !sp->opened) {
+		splice_free(sp);   /* nobody to deliver to yet */
 		return;
 	}
-	splice_free(sp);
+	stream_process(sp);
 }
 
 static void

@@ -19,8 +19,12 @@ agent_app_stream_close(struct bufferevent *bev)
 {
 	if (!bev)
 		return;
-	/* a pair hands over what is queued and raises EOF on its partner; a
-	 * transport stream turns this into the end of the stream */
+	/* A pair hands over what is queued and raises EOF on its partner; a
+	 * transport stream turns this into its FIN.  libevent 2.1 moves only
+	 * up to the partner's read high-water mark on the first flush (the
+	 * rest would be freed with bev): a BEV_FLUSH first fills the partner
+	 * to its mark, so the BEV_FINISHED after it moves everything left. */
+	bufferevent_flush(bev, EV_WRITE, BEV_FLUSH);
 	bufferevent_flush(bev, EV_WRITE, BEV_FINISHED);
 	bufferevent_free(bev);
 }

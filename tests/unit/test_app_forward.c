@@ -266,6 +266,10 @@ START_TEST(http_ten_parallel)
 }
 END_TEST
 
+/* The echo service answers only after the client's half-close, with
+ * 8 MB, and the client does not read for a while: the answer, the
+ * service's end and the stream's end all arrive while the connect side
+ * still holds data for its client (backpressure at the end of a stream). */
 START_TEST(half_close_both_ways)
 {
 	struct event_base *base = event_base_new();
@@ -276,11 +280,13 @@ START_TEST(half_close_both_ways)
 	test_link tl;
 	agent_fwd_tcp *fwd;
 	char err[256];
-	int ndone = 0;
-	const char *msg = "half-closed request";
-	size_t n = strlen(msg), k;
-	const char *got;
+	int ndone = 0, ok = 1;
+	size_t n = 8 * 1024 * 1024, k;
+	uint8_t *msg = malloc(n);
+	const uint8_t *got;
 
+	for (k = 0; k < n; k++)
+		msg[k] = (uint8_t)(k * 7 + k / 4096);
 	svc_start(&svc, base, ECHO);
 	allow_one(&allow, "localhost", svc.port);
 	cfg.allow_tcp = &allow;
@@ -292,18 +298,31 @@ START_TEST(half_close_both_ways)
 	bufferevent_write(c.bev, msg, n);
 	/* the answer only comes after our end of input has crossed */
 	{
-		struct timeval tv = { 0, 200000 };
+		struct timeval tv = { 0, 300000 };
 		event_base_loopexit(base, &tv);
 		event_base_dispatch(base);
 	}
 	ck_assert_uint_eq(evbuffer_get_length(c.got), 0);
+	ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_output(c.bev)), 0);
 	ck_assert_int_eq(shutdown(bufferevent_getfd(c.bev), SHUT_WR), 0);
+	bufferevent_disable(c.bev, EV_READ);
+	{
+		struct timeval tv = { 0, 500000 };
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	ck_assert_uint_eq(evbuffer_get_length(c.got), 0);
+	bufferevent_enable(c.bev, EV_READ);
 	run_until(base, &ndone, 1);
 	ck_assert_uint_eq(evbuffer_get_length(c.got), n);
-	got = (const char *)evbuffer_pullup(c.got, -1);
-	for (k = 0; k < n; k++)
-		ck_assert_int_eq(got[k], msg[n - 1 - k]);
+	got = evbuffer_pullup(c.got, -1);
+	for (k = 0; k < n && ok; k++)
+		ok = got[k] == msg[n - 1 - k];
+	ck_assert_msg(ok, "echo differs at %zu", k - 1);
+	free(msg);
 	cl_free(&c);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert(tl.relays[0].a == NULL && tl.relays[0].b == NULL);
 	agent_fwd_tcp_free(fwd);
 	tl_free(&tl);
 	evconnlistener_free(svc.lis);
