@@ -169,6 +169,10 @@ typedef struct agent_app_server_cfg {
 	unsigned udp_idle_ms;             /* 0: the default (60 s) */
 	agent_file_event_fn *on_file;
 	void *arg;
+	/* PIPE streams (header read off, raw bytes follow) go here; NULL:
+	 * refused.  The callee owns bev. */
+	void (*on_pipe)(void *arg, struct bufferevent *bev);
+	void *pipe_arg;
 } agent_app_server_cfg;
 
 typedef struct agent_app_server agent_app_server;

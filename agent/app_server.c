@@ -31,6 +31,8 @@ struct agent_app_server {
 	agent_file_receiver *files;
 	agent_fwd_tcp_server *tcp;
 	agent_fwd_udp_server *udp;
+	void (*on_pipe)(void *arg, struct bufferevent *bev);
+	void *pipe_arg;
 	pending *pending;
 };
 
@@ -64,6 +66,13 @@ header_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(bufferevent_get_input(bev), sizeof hdr);
 		pending_free(p, 0);
 		agent_fwd_tcp_server_take(s->tcp, bev);
+	} else if (rc == MP_OK && type == MP_APP_PIPE && s->on_pipe) {
+		evbuffer_drain(bufferevent_get_input(bev), sizeof hdr);
+		pending_free(p, 0);
+		/* back to the transport's defaults: the pipe sets its own */
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		bufferevent_setwatermark(bev, EV_READ, 0, AGENT_APP_STREAM_HIGH);
+		s->on_pipe(s->pipe_arg, bev);
 	} else {
 		mp_log(MP_LOG_NOTICE, "stream refused: %s",
 		       rc != MP_OK ? mp_strerror(rc) : "application not offered here");
@@ -125,6 +134,8 @@ agent_app_server_new(const agent_app_io *io, const agent_app_server_cfg *cfg, ch
 		return NULL;
 	}
 	s->io = *io;
+	s->on_pipe = cfg->on_pipe;
+	s->pipe_arg = cfg->pipe_arg;
 	if (cfg->receive_dir &&
 	    !(s->files = agent_file_receiver_new(io->base, cfg->receive_dir, cfg->overwrite,
 	                                         cfg->progress_mode, cfg->on_file, cfg->arg, err,

@@ -36,7 +36,7 @@
 enum mp_app_type {
 	MP_APP_FILE = 1,
 	MP_APP_FORWARD_TCP = 2,
-	MP_APP_PIPE = 3,            /* reserved: stdin/stdout; refused today */
+	MP_APP_PIPE = 3,            /* raw bytes after the header (netcat-like pipe, --exec) */
 };
 
 enum mp_app_frame_type {
@@ -73,7 +73,7 @@ enum mp_app_dgram_kind {
 	MP_DG_UDP_BACK = 2,         /* listen side -> connect side: flow, payload */
 	MP_DG_UDP_REFUSED = 3,      /* listen side -> connect side: flow (destination not allowed) */
 };
-#define MP_APP_DGRAM_MAX 1400     /* whole datagram, header included */
+#define MP_APP_DGRAM_MAX 1100     /* whole datagram, header included (the transport's limit) */
 
 typedef struct mp_app_offer {
 	char name[MP_APP_NAME_MAX + 1];

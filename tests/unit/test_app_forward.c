@@ -585,6 +585,92 @@ START_TEST(udp_not_allowed)
 }
 END_TEST
 
+/* ------------------------------------------ stream headers, PIPE hook */
+
+typedef struct piped {
+	struct bufferevent *bev;
+	int calls;
+} piped;
+
+static void
+on_pipe(void *arg, struct bufferevent *bev)
+{
+	piped *p = arg;
+
+	p->calls++;
+	p->bev = bev;
+}
+
+typedef struct opener {
+	int ended;
+} opener;
+
+static void
+opener_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		((opener *)arg)->ended++;
+}
+
+static struct bufferevent *
+open_with(test_link *tl, opener *o, const void *first, size_t len)
+{
+	struct bufferevent *bev = tl->io.open_stream(tl->io.ctx);
+
+	bufferevent_setcb(bev, NULL, NULL, opener_event, o);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	bufferevent_write(bev, first, len);
+	return bev;
+}
+
+START_TEST(stream_headers)
+{
+	struct event_base *base = event_base_new();
+	piped pp = { 0 };
+	agent_app_server_cfg cfg = { .on_pipe = on_pipe, .pipe_arg = &pp };
+	agent_app_server_cfg nopipe = { 0 };
+	uint8_t hdr[MP_APP_HDR_LEN + 5];
+	opener o1 = { 0 }, o2 = { 0 }, o3 = { 0 }, o4 = { 0 };
+	struct bufferevent *b1, *b2, *b3, *b4;
+	test_link tl, tl2;
+	int i;
+
+	tl_init(&tl, base, &cfg);
+	tl_init(&tl2, base, &nopipe);
+	mp_app_header_encode(hdr, MP_APP_PIPE);
+	memcpy(hdr + MP_APP_HDR_LEN, "hello", 5);
+	b1 = open_with(&tl, &o1, hdr, sizeof hdr);            /* PIPE, hook set */
+	b2 = open_with(&tl2, &o2, hdr, sizeof hdr);           /* PIPE, no hook */
+	b3 = open_with(&tl, &o3, "GET / HTTP/1.0\r\n", 16);  /* not ours */
+	mp_app_header_encode(hdr, MP_APP_FILE);               /* FILE without --receive */
+	b4 = open_with(&tl, &o4, hdr, MP_APP_HDR_LEN);
+	for (i = 0; i < 50; i++)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	ck_assert_int_eq(pp.calls, 1);
+	ck_assert_ptr_nonnull(pp.bev);
+	ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_input(pp.bev)), 5);
+	ck_assert_mem_eq(evbuffer_pullup(bufferevent_get_input(pp.bev), 5), "hello", 5);
+	ck_assert_int_eq(o1.ended, 0);
+	ck_assert_int_eq(o2.ended, 1);
+	ck_assert_int_eq(o3.ended, 1);
+	ck_assert_int_eq(o4.ended, 1);
+	agent_app_stream_close(pp.bev);
+	for (i = 0; i < 10; i++)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	ck_assert_int_eq(o1.ended, 1);
+	bufferevent_free(b1);
+	bufferevent_free(b2);
+	bufferevent_free(b3);
+	bufferevent_free(b4);
+	tl_free(&tl);
+	tl_free(&tl2);
+	for (i = 0; i < 3; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_free(base);
+}
+END_TEST
+
 static Suite *
 app_forward_suite(void)
 {
@@ -598,6 +684,7 @@ app_forward_suite(void)
 	tcase_add_test(tc, bad_destination_text_rejected_locally);
 	tcase_add_test(tc, udp_two_flows_and_idle);
 	tcase_add_test(tc, udp_not_allowed);
+	tcase_add_test(tc, stream_headers);
 	suite_add_tcase(s, tc);
 	return s;
 }
