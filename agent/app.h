@@ -97,6 +97,10 @@ typedef void agent_file_done_fn(void *arg, size_t failed);
 agent_file_sender *agent_file_sender_new(const agent_app_io *io, char *const *paths, size_t n,
                                          int progress_mode, agent_file_done_fn *done, void *arg,
                                          char *err, size_t errlen);
+/* Also tell fn about each file as it is done with (name, status). */
+void agent_file_sender_on_file(agent_file_sender *s, void (*fn)(void *arg, const char *name,
+                                                                 int status, int reason),
+                               void *arg);
 /* Files go one after the other, one stream each. */
 int agent_file_sender_start(agent_file_sender *s);
 int agent_file_sender_status(const agent_file_sender *s, size_t i, int *refuse_reason);

@@ -159,18 +159,69 @@ files_done(void *arg, size_t failed)
 		s->on_finished(s->arg, failed ? AGENT_EXIT_FAILURE : AGENT_EXIT_OK);
 }
 
+/* A file name as a JSON string: it came from a peer (checked, but it may
+ * still hold quotes or non-ASCII bytes). */
+static void
+json_name(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static const char *
+refuse_text(int reason)
+{
+	switch (reason) {
+	case MP_REFUSE_EXISTS: return "exists (the peer did not allow overwriting)";
+	case MP_REFUSE_BADNAME: return "name refused";
+	case MP_REFUSE_NOSPACE: return "no space";
+	case MP_REFUSE_IO: return "peer cannot write it";
+	case MP_REFUSE_BUSY: return "being received already";
+	}
+	return "refused";
+}
+
+static void
+file_event(agent_apps *s, const char *verb, const char *name, int status, int reason)
+{
+	if (s->json) {
+		printf("{\"event\":\"file_%s\",\"name\":", verb);
+		json_name(name);
+		printf(",\"status\":\"%s\"", agent_file_status_name(status));
+		if (status == AGENT_FILE_REFUSED)
+			printf(",\"reason\":%d", reason);
+		printf("}\n");
+	} else if (status == AGENT_FILE_OK) {
+		printf("%s %s\n", verb, name);
+	} else {
+		printf("%s not %s: %s\n", name, verb,
+		       status == AGENT_FILE_REFUSED ? refuse_text(reason) :
+		       status == AGENT_FILE_BAD ? "SHA-256 mismatch, dropped" :
+		       status == AGENT_FILE_BROKEN ? "connection broken (run again to resume)" :
+		       agent_file_status_name(status));
+	}
+	fflush(stdout);
+}
+
+static void
+sent(void *arg, const char *name, int status, int reason)
+{
+	file_event(arg, "sent", name, status, reason);
+}
+
 static void
 received(void *arg, const char *name, int status)
 {
-	agent_apps *s = arg;
-
-	if (s->json)
-		printf("{\"event\":\"file_received\",\"status\":\"%s\"}\n", agent_file_status_name(status));
-	else if (status == AGENT_FILE_OK)
-		printf("received %s\n", name);
-	else
-		printf("did not receive %s: %s\n", name, agent_file_status_name(status));
-	fflush(stdout);
+	file_event(arg, "received", name, status, 0);
 }
 
 agent_apps *
@@ -220,6 +271,7 @@ agent_apps_start(const agent_app_opts *o, int connect_side, const agent_app_io *
 		                                  files_done, s, err, errlen);
 		if (!s->sender)
 			goto fail;
+		agent_file_sender_on_file(s->sender, sent, s);
 		agent_file_sender_start(s->sender);
 	}
 	return s;

@@ -94,6 +94,8 @@ struct agent_file_sender {
 	int progress_mode;
 	agent_file_done_fn *done;
 	void *arg;
+	void (*on_file)(void *arg, const char *name, int status, int reason);
+	void *file_arg;
 	int finished;
 
 	/* the file now on its way */
@@ -114,6 +116,8 @@ sender_finish_file(agent_file_sender *s, int status, int reason)
 	s->reason[s->cur] = reason;
 	if (s->phase != S_IDLE)
 		agent_progress_end(&s->progress, agent_file_status_name(status));
+	if (s->on_file)
+		s->on_file(s->file_arg, s->offer.name[0] ? s->offer.name : s->paths[s->cur], status, reason);
 	if (s->bev) {
 		agent_app_stream_close(s->bev);
 		s->bev = NULL;
@@ -359,6 +363,15 @@ agent_file_sender_new(const agent_app_io *io, char *const *paths, size_t n, int 
 	s->done = done;
 	s->arg = arg;
 	return s;
+}
+
+void
+agent_file_sender_on_file(agent_file_sender *s, void (*fn)(void *arg, const char *name, int status,
+                                                            int reason),
+                          void *arg)
+{
+	s->on_file = fn;
+	s->file_arg = arg;
 }
 
 int
