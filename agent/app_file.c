@@ -41,6 +41,7 @@
 #include "mailpunch/log.h"
 
 #define CHUNK 65536                    /* DATA payload the sender writes */
+#define HASH_STEP (16 * 1024 * 1024)   /* hashed per turn of the loop */
 #define SMALL_FRAME 512                /* every frame but DATA fits */
 #define PART_SUFFIX ".mailpunch-part"
 #define META_SUFFIX ".mailpunch-meta"
@@ -59,32 +60,37 @@ agent_file_status_name(int status)
 	return "?";
 }
 
+/* Feeds bytes [from, to) of fd to the hash.  Large files are hashed a
+ * step (HASH_STEP) per turn of the event loop, so that a transport on
+ * the same loop keeps answering while gigabytes go through SHA-256. */
 static int
-sha256_fd(int fd, uint64_t len, EVP_MD_CTX *ctx, uint8_t *out)
+sha256_range(int fd, uint64_t from, uint64_t to, EVP_MD_CTX *ctx)
 {
 	static uint8_t buf[CHUNK];
-	uint64_t pos = 0;
-	unsigned int n;
 
-	while (pos < len) {
-		size_t want = len - pos < sizeof buf ? (size_t)(len - pos) : sizeof buf;
-		ssize_t got = pread(fd, buf, want, (off_t)pos);
+	while (from < to) {
+		size_t want = to - from < sizeof buf ? (size_t)(to - from) : sizeof buf;
+		ssize_t got = pread(fd, buf, want, (off_t)from);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got <= 0)
 			return MP_ERR_IO;
 		if (!EVP_DigestUpdate(ctx, buf, (size_t)got))
 			return MP_ERR_CRYPTO;
-		pos += (uint64_t)got;
+		from += (uint64_t)got;
 	}
-	if (out && !EVP_DigestFinal_ex(ctx, out, &n))
-		return MP_ERR_CRYPTO;
 	return MP_OK;
+}
+
+static uint64_t
+step_end(uint64_t done, uint64_t total)
+{
+	return total - done > HASH_STEP ? done + HASH_STEP : total;
 }
 
 /* ================================================================ sender */
 
-enum { S_IDLE, S_WAIT_REPLY, S_SENDING, S_WAIT_RESULT };
+enum { S_IDLE, S_HASHING, S_WAIT_REPLY, S_SENDING, S_WAIT_RESULT };
 
 struct agent_file_sender {
 	agent_app_io io;
@@ -102,9 +108,10 @@ struct agent_file_sender {
 	int phase, fd;
 	struct bufferevent *bev;
 	mp_app_offer offer;
-	uint64_t pos;
+	uint64_t pos, hashed;
+	EVP_MD_CTX *md;
 	agent_progress progress;
-	struct event *next_ev;
+	struct event *next_ev, *hash_ev;
 };
 
 static void sender_next(agent_file_sender *s);
@@ -114,6 +121,7 @@ sender_finish_file(agent_file_sender *s, int status, int reason)
 {
 	s->status[s->cur] = status;
 	s->reason[s->cur] = reason;
+	event_del(s->hash_ev);
 	if (s->phase != S_IDLE)
 		agent_progress_end(&s->progress, agent_file_status_name(status));
 	if (s->on_file)
@@ -254,16 +262,12 @@ base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-/* Opens and hashes the current file, opens its stream, sends the OFFER. */
+/* Opens the current file and starts hashing it (hash_step). */
 static int
 sender_begin_file(agent_file_sender *s)
 {
 	const char *path = s->paths[s->cur];
-	uint8_t frame[SMALL_FRAME];
-	EVP_MD_CTX *ctx;
 	struct stat st;
-	size_t len;
-	int rc;
 
 	memset(&s->offer, 0, sizeof s->offer);
 	snprintf(s->offer.name, sizeof s->offer.name, "%s", base_name(path));
@@ -277,18 +281,25 @@ sender_begin_file(agent_file_sender *s)
 		return MP_ERR_IO;
 	}
 	s->offer.size = (uint64_t)st.st_size;
-	if (!(ctx = EVP_MD_CTX_new()))
-		return MP_ERR_NOMEM;
-	rc = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ? MP_OK : MP_ERR_CRYPTO;
-	if (rc == MP_OK)
-		rc = sha256_fd(s->fd, s->offer.size, ctx, s->offer.sha256);
-	EVP_MD_CTX_free(ctx);
-	if (rc != MP_OK) {
-		mp_log(MP_LOG_ERR, "send %s: cannot read to hash it", path);
-		return rc;
-	}
+	if (!EVP_DigestInit_ex(s->md, EVP_sha256(), NULL))
+		return MP_ERR_CRYPTO;
+	s->hashed = 0;
+	s->pos = 0;
+	s->phase = S_HASHING;
+	event_active(s->hash_ev, 0, 0);
+	return MP_OK;
+}
+
+/* The hash is known: open the file's stream and send the OFFER. */
+static int
+sender_offer(agent_file_sender *s)
+{
+	uint8_t frame[SMALL_FRAME];
+	size_t len;
+	int rc;
+
 	if (!(s->bev = s->io.open_stream(s->io.ctx))) {
-		mp_log(MP_LOG_ERR, "send %s: cannot open a stream", path);
+		mp_log(MP_LOG_ERR, "send %s: cannot open a stream", s->paths[s->cur]);
 		return MP_ERR_UNAVAILABLE;
 	}
 	bufferevent_setcb(s->bev, sender_read, sender_write, sender_event, s);
@@ -300,8 +311,30 @@ sender_begin_file(agent_file_sender *s)
 	    bufferevent_write(s->bev, frame, len) != 0)
 		return MP_ERR_NOMEM;
 	s->phase = S_WAIT_REPLY;
-	s->pos = 0;
 	return MP_OK;
+}
+
+static void
+hash_step(evutil_socket_t fd, short what, void *arg)
+{
+	agent_file_sender *s = arg;
+	uint64_t to = step_end(s->hashed, s->offer.size);
+	unsigned int n;
+
+	(void)fd;
+	(void)what;
+	if (sha256_range(s->fd, s->hashed, to, s->md) != MP_OK) {
+		mp_log(MP_LOG_ERR, "send %s: cannot read to hash it", s->paths[s->cur]);
+		sender_finish_file(s, AGENT_FILE_LOCAL, 0);
+		return;
+	}
+	s->hashed = to;
+	if (s->hashed < s->offer.size) {
+		event_active(s->hash_ev, 0, 0);
+		return;
+	}
+	if (!EVP_DigestFinal_ex(s->md, s->offer.sha256, &n) || sender_offer(s) != MP_OK)
+		sender_finish_file(s, AGENT_FILE_LOCAL, 0);
 }
 
 static void
@@ -342,8 +375,9 @@ agent_file_sender_new(const agent_app_io *io, char *const *paths, size_t n, int 
 
 	if (!s || !(s->paths = calloc(n ? n : 1, sizeof *s->paths)) ||
 	    !(s->status = calloc(n ? n : 1, sizeof *s->status)) ||
-	    !(s->reason = calloc(n ? n : 1, sizeof *s->reason)) ||
-	    !(s->next_ev = event_new(io->base, -1, 0, sender_next_cb, s))) {
+	    !(s->reason = calloc(n ? n : 1, sizeof *s->reason)) || !(s->md = EVP_MD_CTX_new()) ||
+	    !(s->next_ev = event_new(io->base, -1, 0, sender_next_cb, s)) ||
+	    !(s->hash_ev = event_new(io->base, -1, 0, hash_step, s))) {
 		snprintf(err, errlen, "out of memory");
 		agent_file_sender_free(s);
 		return NULL;
@@ -404,6 +438,9 @@ agent_file_sender_free(agent_file_sender *s)
 		close(s->fd);
 	if (s->next_ev)
 		event_free(s->next_ev);
+	if (s->hash_ev)
+		event_free(s->hash_ev);
+	EVP_MD_CTX_free(s->md);
 	if (s->paths)
 		for (i = 0; i < s->n; i++)
 			free(s->paths[i]);
@@ -415,7 +452,7 @@ agent_file_sender_free(agent_file_sender *s)
 
 /* ============================================================== receiver */
 
-enum { R_WAIT_OFFER, R_RECEIVING, R_DONE };
+enum { R_WAIT_OFFER, R_REHASH, R_RECEIVING, R_DONE };
 
 typedef struct recv_stream recv_stream;
 
@@ -434,8 +471,9 @@ struct recv_stream {
 	int phase, part_fd;
 	mp_app_offer offer;
 	char part[MP_APP_NAME_MAX + 32], meta[MP_APP_NAME_MAX + 32];
-	uint64_t got;
+	uint64_t got, rehashed;
 	EVP_MD_CTX *md;
+	struct event *rehash_ev;      /* resuming: hashing what is already here */
 	agent_progress progress;
 };
 
@@ -449,6 +487,8 @@ stream_free(recv_stream *rs)
 		agent_app_stream_close(rs->bev);
 	if (rs->part_fd >= 0)
 		close(rs->part_fd);
+	if (rs->rehash_ev)
+		event_free(rs->rehash_ev);
 	EVP_MD_CTX_free(rs->md);
 	free(rs);
 }
@@ -562,12 +602,10 @@ open_part(recv_stream *rs)
 		rs->part_fd = openat(r->dirfd, rs->part, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 		if (rs->part_fd >= 0 && fstat(rs->part_fd, &st) == 0 && S_ISREG(st.st_mode) &&
 		    (uint64_t)st.st_size <= rs->offer.size) {
+			/* the hash covers the whole file: what is here gets read
+			 * back before the ACCEPT (rehash_step) */
 			rs->got = (uint64_t)st.st_size;
-			/* the hash covers the whole file: read back what is here */
-			if (sha256_fd(rs->part_fd, rs->got, rs->md, NULL) == MP_OK)
-				return MP_OK;
-			EVP_DigestInit_ex(rs->md, EVP_sha256(), NULL);
-			rs->got = 0;
+			return MP_OK;
 		}
 		if (rs->part_fd >= 0)
 			close(rs->part_fd);
@@ -626,7 +664,46 @@ finish_file(recv_stream *rs)
 		rs->r->on_file(rs->r->arg, rs->offer.name, ok ? AGENT_FILE_OK : AGENT_FILE_BAD);
 }
 
-/* 1 when the stream lives on and waits for DATA. */
+/* ACCEPT from rs->got on; 1 when the stream waits for DATA. */
+static int
+accept_now(recv_stream *rs)
+{
+	if (send_u(rs, MP_FR_ACCEPT, rs->got) != MP_OK) {
+		stream_end(rs, AGENT_FILE_BROKEN);
+		return 0;
+	}
+	if (rs->got)
+		mp_log(MP_LOG_INFO, "receive %s: resuming at %" PRIu64, rs->offer.name, rs->got);
+	rs->phase = R_RECEIVING;
+	agent_progress_begin(&rs->progress, rs->r->progress_mode, "receive", rs->offer.name,
+	                     rs->offer.size, rs->got);
+	if (rs->got == rs->offer.size) {
+		finish_file(rs);
+		return 0;
+	}
+	return 1;
+}
+
+static void
+rehash_step(evutil_socket_t fd, short what, void *arg)
+{
+	recv_stream *rs = arg;
+	uint64_t to = step_end(rs->rehashed, rs->got);
+
+	(void)fd;
+	(void)what;
+	if (sha256_range(rs->part_fd, rs->rehashed, to, rs->md) != MP_OK) {
+		refuse(rs, MP_REFUSE_IO, "cannot read the partial file");
+		return;
+	}
+	rs->rehashed = to;
+	if (rs->rehashed < rs->got)
+		event_active(rs->rehash_ev, 0, 0);
+	else
+		accept_now(rs);
+}
+
+/* 1 when the stream lives on (waiting for DATA, or rehashing). */
 static int
 on_offer(recv_stream *rs, const uint8_t *p, size_t len)
 {
@@ -664,20 +741,17 @@ on_offer(recv_stream *rs, const uint8_t *p, size_t len)
 		refuse(rs, MP_REFUSE_NOSPACE, "not enough space");
 		return 0;
 	}
-	if (send_u(rs, MP_FR_ACCEPT, rs->got) != MP_OK) {
-		stream_end(rs, AGENT_FILE_BROKEN);
-		return 0;
+	if (rs->got) {
+		rs->phase = R_REHASH;
+		rs->rehashed = 0;
+		if (!(rs->rehash_ev = event_new(r->base, -1, 0, rehash_step, rs))) {
+			stream_end(rs, AGENT_FILE_BROKEN);
+			return 0;
+		}
+		event_active(rs->rehash_ev, 0, 0);
+		return 1;
 	}
-	if (rs->got)
-		mp_log(MP_LOG_INFO, "receive %s: resuming at %" PRIu64, rs->offer.name, rs->got);
-	rs->phase = R_RECEIVING;
-	agent_progress_begin(&rs->progress, r->progress_mode, "receive", rs->offer.name,
-	                     rs->offer.size, rs->got);
-	if (rs->got == rs->offer.size) {
-		finish_file(rs);
-		return 0;
-	}
-	return 1;
+	return accept_now(rs);
 }
 
 /* One DATA frame: into the part file and the hash. */
