@@ -23,6 +23,7 @@
 #include "agent.h"
 #include "app_cli.h"
 #include "apptestutil.h"
+#include "jsoncheck.h"
 #include "testutil.h"
 
 static char tmp[256], src_dir[300], dst_dir[300];
@@ -613,6 +614,63 @@ START_TEST(cli_options_and_session)
 }
 END_TEST
 
+/* With --json every line on stdout is one JSON object: progress events
+ * and one event per file, names escaped (this one has a quote and a
+ * non-ASCII letter). */
+START_TEST(json_output)
+{
+	agent_app_opts o = { 0 };
+	agent_app_server_cfg cfg = { .receive_dir = dst_dir };
+	char err[256], p1[400], outpath[400], line[1024];
+	struct event_base *base;
+	agent_apps *apps;
+	test_link tl;
+	int code = -1, i, saved, fd, lines = 0, starts = 0, ends = 0, sent = 0;
+	FILE *fp;
+
+	snprintf(p1, sizeof p1, "%s/say \"hi\" \xc3\xbc.txt", src_dir);
+	snprintf(outpath, sizeof outpath, "%s/stdout", tmp);
+	make_file(p1, 3 << 20, 31);
+	ck_assert_int_eq(agent_app_opts_add(&o, AGENT_OPT_SEND, p1, err, sizeof err), MP_OK);
+	base = event_base_new();
+	tl_init(&tl, base, &cfg);
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	dup2(fd, STDOUT_FILENO);
+	close(fd);
+	apps = agent_apps_start(&o, 1, &tl.io, 1, apps_finished, &code, err, sizeof err);
+	for (i = 0; i < 5000 && code < 0; i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	ck_assert_int_eq(code, AGENT_EXIT_OK);
+	fp = fopen(outpath, "r");
+	while (fgets(line, sizeof line, fp)) {
+		size_t n = strlen(line);
+		ck_assert_msg(n && line[n - 1] == '\n', "line not ended: %s", line);
+		ck_assert_msg(json_object_ok(line, n - 1), "not JSON: %s", line);
+		lines++;
+		starts += strstr(line, "\"send_start\"") != NULL;
+		ends += strstr(line, "\"send_end\"") != NULL && strstr(line, "\"ok\"") != NULL;
+		sent += strstr(line, "\"file_sent\"") != NULL &&
+		        strstr(line, "say \\\"hi\\\" \\u00c3\\u00bc.txt") != NULL;
+	}
+	fclose(fp);
+	ck_assert_int_ge(lines, 3);
+	ck_assert_int_eq(starts, 1);
+	ck_assert_int_eq(ends, 1);
+	ck_assert_int_eq(sent, 1);
+	agent_apps_free(apps);
+	agent_app_opts_clear(&o);
+	tl_free(&tl);
+	for (i = 0; i < 3; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_free(base);
+}
+END_TEST
+
 static Suite *
 app_file_suite(void)
 {
@@ -631,6 +689,7 @@ app_file_suite(void)
 	tcase_add_test(tc, wrong_hash_dropped);
 	tcase_add_test(tc, too_much_data_refused);
 	tcase_add_test(tc, cli_options_and_session);
+	tcase_add_test(tc, json_output);
 	suite_add_tcase(s, tc);
 	return s;
 }
