@@ -541,7 +541,8 @@ name_busy(const recv_stream *rs)
 	const recv_stream *o;
 
 	for (o = rs->r->streams; o; o = o->next)
-		if (o != rs && o->phase == R_RECEIVING && !strcmp(o->offer.name, rs->offer.name))
+		if (o != rs && (o->phase == R_RECEIVING || o->phase == R_REHASH) &&
+		    !strcmp(o->offer.name, rs->offer.name))
 			return 1;
 	return 0;
 }
