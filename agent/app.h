@@ -1,8 +1,9 @@
 /*
  * app.h - the applications the agent runs over its transport to a peer:
- * file transfer (app_file.c), TCP and UDP forwarding (app_forward.c),
+ * file transfer (app_file*.c), TCP and UDP forwarding (app_forward*.c),
  * the listen side's dispatcher of incoming streams (app_server.c), the
- * progress display (app_progress.c) and stream helpers (app_stream.c).
+ * progress display (app_progress.c), stream helpers (app_stream.c) and
+ * the command line's view of them (app_cli.h).
  * Wire formats: include/mailpunch/app.h and docs/PROTOCOL.md.
  *
  * Interface: a stream is one end of a libevent bufferevent, owned by
