@@ -1,14 +1,17 @@
 /*
  * main.c - mailpunch-agent: the command line and the commands' flows.
  *
- *   mailpunch-agent [-c FILE] [--json] COMMAND [ARG]
+ *   mailpunch-agent [-c FILE] [--json] COMMAND [ARG] [APP OPTIONS]
  *     id                 print this user's ID (creates the identity once)
  *     register           send a REQUEST to the hosts, print the REPLY's peers
  *     connect [PEER]     register, pick a peer, signal it, punch, handshake,
- *                        then QUIC: stdin to the peer, the peer to stdout
+ *                        then QUIC: stdin to the peer, the peer to stdout;
+ *                        or the applications: --send FILE..., --forward
+ *                        LOCALPORT:HOST:PORT, --forward-udp ...
  *     listen [--exec CMD] stay registered and accept connections (standby);
- *                        each stream to stdout (the first gets stdin), or
- *                        to CMD's stdin/stdout
+ *                        each pipe stream to stdout (the first gets stdin),
+ *                        or to CMD's stdin/stdout; files with --receive DIR,
+ *                        forwards to what --allow-forward[-udp] names
  *     invite ADDRESS     direct mode: signal a friend by mail, no host
  *     status             identity, hosts, known peers, pending requests
  *     nat                how the NAT in front behaves (STUN, RFC 5780)
@@ -35,6 +38,7 @@
 #include <openssl/crypto.h>
 
 #include "agent.h"
+#include "app_cli.h"
 #include "pipe.h"
 #include "transport.h"
 #include "mailpunch/error.h"
@@ -45,8 +49,15 @@
 #define OFFER 1
 #define ANSWER 2
 #define RANGE 3       /* NAT measurements (agent/traverse.c) */
-#define HELLO_EVERY_MS 1000
 #define MAX_PIPES 32
+#define MAX_SESSIONS 32
+
+/* The applications of one QUIC connection (app_cli.h). */
+typedef struct session {
+	agent *a;
+	agent_transport *t;
+	agent_apps *apps;
+} session;
 
 /* What connect, listen and invite keep between events. */
 typedef struct flow {
@@ -68,6 +79,9 @@ typedef struct flow {
 	agent_pipe *pipes[MAX_PIPES];     /* listen: one per incoming stream */
 	uint64_t registered_at;
 	mp_endpoints announced;
+	agent_app_opts apps;              /* --send, --forward, --receive, ... */
+	session *sessions[MAX_SESSIONS];
+	int apps_done, apps_code;         /* connect: the applications' verdict */
 } flow;
 
 static const char *progname = "mailpunch-agent";
@@ -225,7 +239,7 @@ say_event(agent *a, const char *event, agent_link *l, const char *text)
 			const char *plan;
 
 			agent_link_stats(l, &packets, &punch_ms, &plan);
-			printf(",\"packets\":%lu,\"punch_ms\":%ld,\"plan\":", packets, punch_ms);
+			fprintf(msg_fp, ",\"packets\":%lu,\"punch_ms\":%ld,\"plan\":", packets, punch_ms);
 			json_str(plan);
 		}
 		if (text) {
@@ -432,6 +446,64 @@ say_transport(agent *a, agent_transport *t, const char *event, const char *reaso
 	fflush(msg_fp);
 }
 
+/* ---------------------------------------------------------------- applications */
+
+static session *
+session_of(agent *a, agent_transport *t)
+{
+	flow *f = a->cmd;
+	size_t i;
+
+	for (i = 0; i < MAX_SESSIONS; i++)
+		if (f->sessions[i] && f->sessions[i]->t == t)
+			return f->sessions[i];
+	return NULL;
+}
+
+static void
+session_end(agent *a, agent_transport *t)
+{
+	flow *f = a->cmd;
+	size_t i;
+
+	for (i = 0; i < MAX_SESSIONS; i++) {
+		if (f->sessions[i] && f->sessions[i]->t == t) {
+			agent_apps_free(f->sessions[i]->apps);
+			free(f->sessions[i]);
+			f->sessions[i] = NULL;
+		}
+	}
+}
+
+/* agent_app_io over a transport: the applications never see QUIC. */
+static struct bufferevent *
+io_open_stream(void *ctx)
+{
+	return agent_transport_open_stream(ctx);
+}
+
+static int
+io_send_datagram(void *ctx, const uint8_t *p, size_t len)
+{
+	return agent_transport_send_datagram(ctx, p, len);
+}
+
+/* connect: the files are dealt with (no forward keeps the connection in
+ * use).  The transport closes gracefully first, so that the last
+ * acknowledgements and the close reach the peer; on_closed ends the
+ * command with this code. */
+static void
+apps_finished(void *arg, int exit_code)
+{
+	session *s = arg;
+	agent *a = s->a;
+	flow *f = a->cmd;
+
+	f->apps_done = 1;
+	f->apps_code = exit_code;
+	agent_transport_close(s->t);
+}
+
 static void
 connect_pipe_done(agent_pipe *p, int ok, void *arg)
 {
@@ -446,24 +518,6 @@ connect_pipe_done(agent_pipe *p, int ok, void *arg)
 		agent_transport_close(t);     /* on_closed ends the command */
 	else
 		agent_finish(a, ok ? AGENT_EXIT_OK : AGENT_EXIT_LOST);
-}
-
-static void
-tr_ready(agent_transport *t, void *arg)
-{
-	agent *a = arg;
-	flow *f = a->cmd;
-	struct bufferevent *bev;
-
-	say_transport(a, t, "transport_ready", NULL);
-	if (agent_transport_link(t) != f->link)
-		return;
-	/* connect, invite: stdin to the peer, the peer to stdout */
-	if (!(bev = agent_transport_open_stream(t)) ||
-	    !(f->pipe = agent_pipe_new(a->base, bev, STDIN_FILENO, STDOUT_FILENO, connect_pipe_done, a))) {
-		agent_say(a, "cannot open a stream");
-		agent_transport_close(t);
-	}
 }
 
 static void
@@ -521,10 +575,13 @@ spawn(const char *cmd, const char *peer_uid)
 	return sv[0];
 }
 
+/* listen: a PIPE stream (its header read off by the app server) goes to
+ * stdout, the first one also gets stdin, or to a fresh --exec CMD. */
 static void
-tr_stream(agent_transport *t, struct bufferevent *bev, void *arg)
+listen_on_pipe(void *arg, struct bufferevent *bev)
 {
-	agent *a = arg;
+	session *s = arg;
+	agent *a = s->a;
 	flow *f = a->cmd;
 	char uid[MP_UID_TEXT_LEN + 1];
 	size_t i;
@@ -532,11 +589,11 @@ tr_stream(agent_transport *t, struct bufferevent *bev, void *arg)
 
 	for (i = 0; i < MAX_PIPES && f->pipes[i]; i++)
 		;
-	if (strcmp(f->command, "listen") != 0 || i == MAX_PIPES) {
+	if (i == MAX_PIPES) {
 		bufferevent_free(bev);          /* not taken: the peer sees a reset */
 		return;
 	}
-	uid_of(agent_link_peer(agent_transport_link(t)), uid);
+	uid_of(agent_link_peer(agent_transport_link(s->t)), uid);
 	if (f->exec_cmd) {
 		if ((in = out = spawn(f->exec_cmd, uid)) < 0) {
 			agent_say(a, "cannot run %s: %s", f->exec_cmd, strerror(errno));
@@ -551,6 +608,101 @@ tr_stream(agent_transport *t, struct bufferevent *bev, void *arg)
 	f->pipes[i] = agent_pipe_new(a->base, bev, in, out, listen_pipe_done, a);
 }
 
+/* The applications for a connection that just became ready: listen
+ * serves (files, forwards, pipes), connect runs what it was asked for. */
+static int
+session_start(agent *a, agent_transport *t, int connect_side)
+{
+	flow *f = a->cmd;
+	char err[512];
+	size_t i;
+	session *s;
+
+	for (i = 0; i < MAX_SESSIONS && f->sessions[i]; i++)
+		;
+	if (i == MAX_SESSIONS || !(s = calloc(1, sizeof *s))) {
+		agent_say(a, "too many connections: this one serves nothing");
+		return MP_ERR_NOMEM;
+	}
+	s->a = a;
+	s->t = t;
+	{
+		agent_app_io io = { a->base, io_open_stream, io_send_datagram, t };
+		agent_apps_hooks h = { a->json, connect_side ? apps_finished : NULL,
+		                       connect_side ? NULL : listen_on_pipe, s };
+
+		s->apps = agent_apps_start(&f->apps, connect_side, &io, &h, err, sizeof err);
+	}
+	if (!s->apps) {
+		agent_say(a, "%s", err);
+		if (a->json) {
+			fprintf(msg_fp, "{\"event\":\"apps_failed\",\"ms\":%ld,\"message\":", ms_since_start());
+			json_str(err);
+			fprintf(msg_fp, "}\n");
+			fflush(msg_fp);
+		}
+		free(s);
+		return MP_ERR_INVAL;
+	}
+	f->sessions[i] = s;
+	return MP_OK;
+}
+
+static void
+tr_ready(agent_transport *t, void *arg)
+{
+	agent *a = arg;
+	flow *f = a->cmd;
+	struct bufferevent *bev;
+
+	say_transport(a, t, "transport_ready", NULL);
+	if (agent_transport_link(t) != f->link) {
+		/* listen: whatever streams and datagrams the peer sends */
+		if (session_start(a, t, 0) != MP_OK)
+			agent_transport_close(t);
+		return;
+	}
+	if (agent_app_opts_any(&f->apps)) {
+		/* connect --send / --forward: the applications, no pipe */
+		if (session_start(a, t, 1) != MP_OK) {
+			f->apps_done = 1;
+			f->apps_code = AGENT_EXIT_FAILURE;
+			agent_transport_close(t);
+		}
+		return;
+	}
+	/* connect, invite: stdin to the peer, the peer to stdout */
+	if (!(bev = agent_transport_open_stream(t)) || agent_app_write_header(bev, MP_APP_PIPE) != MP_OK ||
+	    !(f->pipe = agent_pipe_new(a->base, bev, STDIN_FILENO, STDOUT_FILENO, connect_pipe_done, a))) {
+		if (bev && !f->pipe)
+			bufferevent_free(bev);
+		agent_say(a, "cannot open a stream");
+		agent_transport_close(t);
+	}
+}
+
+static void
+tr_stream(agent_transport *t, struct bufferevent *bev, void *arg)
+{
+	agent *a = arg;
+	session *s = session_of(a, t);
+
+	if (s)
+		agent_apps_on_stream(s->apps, bev);
+	else
+		bufferevent_free(bev);          /* not taken: the peer sees a reset */
+}
+
+static void
+tr_datagram(agent_transport *t, const uint8_t *p, size_t len, void *arg)
+{
+	agent *a = arg;
+	session *s = session_of(a, t);
+
+	if (s)
+		agent_apps_on_datagram(s->apps, p, len);
+}
+
 static void
 tr_closed(agent_transport *t, agent_transport_end end, const char *reason, void *arg)
 {
@@ -560,6 +712,8 @@ tr_closed(agent_transport *t, agent_transport_end end, const char *reason, void 
 	int code;
 
 	say_transport(a, t, "transport_closed", reason);
+	/* the applications let go of their streams before the transport */
+	session_end(a, t);
 	agent_transport_free(t);
 	if (l != f->link) {
 		agent_link_free(l);
@@ -569,7 +723,12 @@ tr_closed(agent_transport *t, agent_transport_end end, const char *reason, void 
 	switch (end) {
 	case AGENT_TRANSPORT_CLOSED:
 	case AGENT_TRANSPORT_PEER_CLOSED:
-		code = !f->pipe && f->pipe_ok ? AGENT_EXIT_OK : AGENT_EXIT_LOST;
+		if (f->apps_done)
+			code = f->apps_code;
+		else if (agent_app_opts_any(&f->apps))
+			code = AGENT_EXIT_LOST;
+		else
+			code = !f->pipe && f->pipe_ok ? AGENT_EXIT_OK : AGENT_EXIT_LOST;
 		break;
 	case AGENT_TRANSPORT_WRONG_KEY:
 	case AGENT_TRANSPORT_HANDSHAKE:
@@ -592,7 +751,7 @@ static void
 on_link(agent *a, agent_link *l, int established)
 {
 	flow *f = a->cmd;
-	agent_transport_hooks h = { tr_ready, tr_stream, NULL, tr_closed, a };
+	agent_transport_hooks h = { tr_ready, tr_stream, tr_datagram, tr_closed, a };
 	agent_transport_opts o = { f->idle_ms, 0 };
 
 	say_event(a, "established", l, NULL);
@@ -979,8 +1138,10 @@ cmd_status(agent *a)
 static void
 usage(FILE *fp)
 {
-	fprintf(fp, "usage: %s [-c FILE] [--json] [--idle-timeout SEC] COMMAND [ARG]\n"
-	            "commands: id, register, connect [PEER], listen [--exec CMD], invite ADDRESS, status, nat\n",
+	fprintf(fp, "usage: %s [-c FILE] [--json] [--idle-timeout SEC] COMMAND [ARG] [APP OPTIONS]\n"
+	            "commands: id, register, connect [PEER], listen [--exec CMD], invite ADDRESS, status, nat\n"
+	            "connect:  --send FILE..., --forward LOCALPORT:HOST:PORT, --forward-udp LOCALPORT:HOST:PORT\n"
+	            "listen:   --receive DIR [--overwrite], --allow-forward HOST:PORT, --allow-forward-udp HOST:PORT\n",
 	        progname);
 }
 
@@ -1010,7 +1171,19 @@ run_flow(agent *a, flow *f)
 	} else {
 		event_base_dispatch(a->base);
 	}
-	/* the peers hear CONNECTION_CLOSE: they need not wait for a timeout */
+	/* the applications let go of their streams first; then the peers
+	 * hear CONNECTION_CLOSE: they need not wait for a timeout */
+	{
+		size_t i;
+
+		for (i = 0; i < MAX_SESSIONS; i++) {
+			if (f->sessions[i]) {
+				agent_apps_free(f->sessions[i]->apps);
+				free(f->sessions[i]);
+				f->sessions[i] = NULL;
+			}
+		}
+	}
 	while (a->ntransports)
 		agent_transport_free(a->transports[0]);
 	while (a->nlinks)
@@ -1040,7 +1213,33 @@ run_flow(agent *a, flow *f)
 	return a->exit_code;
 }
 
-/* Options before or after the command; -1 to go on, else an exit code. */
+/* One option of the agent's own (not an application's); -1 to go on,
+ * else an exit code. */
+static int
+take_option(int c, agent *a, flow *f, const char **config)
+{
+	switch (c) {
+	case 'c': *config = optarg; return -1;
+	case 'e': f->exec_cmd = optarg; return -1;
+	case 'i': {
+		char *end;
+		unsigned long sec = strtoul(optarg, &end, 10);
+
+		if (*end || sec < 1 || sec > 600) {
+			fprintf(stderr, "%s: --idle-timeout wants 1..600 seconds\n", progname);
+			return AGENT_EXIT_USAGE;
+		}
+		f->idle_ms = (unsigned)sec * 1000;
+		return -1;
+	}
+	case 'j': a->json = 1; return -1;
+	case 'h': usage(stdout); return AGENT_EXIT_OK;
+	}
+	usage(stderr);
+	return AGENT_EXIT_USAGE;
+}
+
+/* Options before the command; -1 to go on, else an exit code. */
 static int
 parse_options(int argc, char **argv, agent *a, flow *f, const char **config)
 {
@@ -1052,27 +1251,79 @@ parse_options(int argc, char **argv, agent *a, flow *f, const char **config)
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "+c:jhe:i:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c': *config = optarg; break;
-		case 'e': f->exec_cmd = optarg; break;
-		case 'i': {
-			char *end;
-			unsigned long sec = strtoul(optarg, &end, 10);
+	while ((c = getopt_long(argc, argv, "+c:jhe:i:", longopts, NULL)) != -1)
+		if ((rc = take_option(c, a, f, config)) >= 0)
+			return rc;
+	return -1;
+}
 
-			if (*end || sec < 1 || sec > 600) {
-				fprintf(stderr, "%s: --idle-timeout wants 1..600 seconds\n", progname);
+/* What follows COMMAND: its argument (PEER, ADDRESS), the agent's and
+ * the applications' options, and for connect more files after --send
+ * FILE.  Options may come in any order.  -1 to go on, else an exit code. */
+static int
+parse_after_command(int argc, char **argv, char *argv0, agent *a, flow *f, const char **config)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "exec", required_argument, NULL, 'e' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "send", required_argument, NULL, AGENT_OPT_SEND },
+		{ "receive", required_argument, NULL, AGENT_OPT_RECEIVE },
+		{ "overwrite", no_argument, NULL, AGENT_OPT_OVERWRITE },
+		{ "forward", required_argument, NULL, AGENT_OPT_FORWARD },
+		{ "forward-udp", required_argument, NULL, AGENT_OPT_FORWARD_UDP },
+		{ "allow-forward", required_argument, NULL, AGENT_OPT_ALLOW_FORWARD },
+		{ "allow-forward-udp", required_argument, NULL, AGENT_OPT_ALLOW_FORWARD_UDP },
+		{ NULL, 0, NULL, 0 },
+	};
+	char **sub, err[512];
+	int c, i, n, rc, connect = !strcmp(f->command, "connect");
+
+	if (!(sub = calloc((size_t)argc + 2, sizeof *sub)))
+		return AGENT_EXIT_FAILURE;
+	sub[0] = argv0;
+	for (i = 0; i < argc; i++)
+		sub[i + 1] = argv[i];
+	n = argc + 1;
+	optind = 0;   /* glibc: start over, on this vector */
+	while ((c = getopt_long(n, sub, "c:jhe:i:", longopts, NULL)) != -1) {
+		if (c >= AGENT_OPT_SEND && c <= AGENT_OPT_ALLOW_FORWARD_UDP) {
+			if (agent_app_opts_add(&f->apps, c, optarg, err, sizeof err) != MP_OK) {
+				fprintf(stderr, "%s: %s\n", progname, err);
+				free(sub);
 				return AGENT_EXIT_USAGE;
 			}
-			f->idle_ms = (unsigned)sec * 1000;
-			break;
+		} else if ((rc = take_option(c, a, f, config)) >= 0) {
+			free(sub);
+			return rc;
 		}
-		case 'j': a->json = 1; break;
-		case 'h': usage(stdout); return AGENT_EXIT_OK;
-		default: usage(stderr); return AGENT_EXIT_USAGE;
-		}
+	}
+	/* getopt moved the other words to the end, in their order */
+	if (connect && optind < n)
+		f->want = sub[optind++];
+	else if (!strcmp(f->command, "invite") && optind < n)
+		f->invite_to = sub[optind++];
+	while (connect && f->apps.nsend && optind < n)
+		agent_app_opts_add(&f->apps, AGENT_OPT_SEND, sub[optind++], err, sizeof err);
+	c = optind;
+	free(sub);
+	if (c != n || (!strcmp(f->command, "invite") && !f->invite_to) ||
+	    (f->exec_cmd && strcmp(f->command, "listen"))) {
+		usage(stderr);
+		return AGENT_EXIT_USAGE;
+	}
+	if (agent_app_opts_any(&f->apps) &&
+	    (strcmp(f->command, "connect") && strcmp(f->command, "listen"))) {
+		fprintf(stderr, "%s: application options go with connect or listen\n", progname);
+		return AGENT_EXIT_USAGE;
+	}
+	if (agent_app_opts_check(&f->apps, connect, err, sizeof err) != MP_OK) {
+		fprintf(stderr, "%s: %s\n", progname, err);
+		return AGENT_EXIT_USAGE;
 	}
 	return -1;
 }
@@ -1102,22 +1353,18 @@ main(int argc, char **argv)
 	}
 	cmd = argv[optind++];
 	f.command = cmd;
-	/* options may follow the command too: listen --exec CMD */
-	if ((rc = parse_options(argc, argv, &a, &f, &config)) >= 0)
+	/* options may follow the command too: listen --exec CMD, --send ... */
+	rc = parse_after_command(argc - optind, argv + optind, argv[0], &a, &f, &config);
+	if (rc >= 0) {
+		agent_app_opts_clear(&f.apps);
 		return rc;
-	if (!strcmp(cmd, "connect") && optind < argc)
-		f.want = argv[optind++];
-	else if (!strcmp(cmd, "invite") && optind < argc)
-		f.invite_to = argv[optind++];
-	if ((rc = parse_options(argc, argv, &a, &f, &config)) >= 0)
-		return rc;
-	if (optind != argc || (!strcmp(cmd, "invite") && !f.invite_to) || (f.exec_cmd && strcmp(cmd, "listen"))) {
-		usage(stderr);
-		return AGENT_EXIT_USAGE;
 	}
-	/* stdout carries the stream: messages and events go to stderr */
-	if (!strcmp(cmd, "connect") || !strcmp(cmd, "invite") || (!strcmp(cmd, "listen") && !f.exec_cmd))
+	/* stdout carries the stream: messages and events go to stderr.
+	 * connect with applications has no pipe, so its stdout is free. */
+	if ((!strcmp(cmd, "connect") && !agent_app_opts_any(&f.apps)) || !strcmp(cmd, "invite") ||
+	    (!strcmp(cmd, "listen") && !f.exec_cmd))
 		msg_fp = stderr;
+	agent_app_set_output(msg_fp);
 	if (!config)
 		config = agent_settings_default_path(pathbuf, sizeof pathbuf);
 	if (agent_settings_load(config, &a.cfg, err, sizeof err) != MP_OK) {
@@ -1158,6 +1405,7 @@ main(int argc, char **argv)
 	}
 	mp_identity_free(a.id);
 	agent_settings_free(a.cfg);
+	agent_app_opts_clear(&f.apps);
 	mp_log_close();
 	return rc;
 }

@@ -398,6 +398,18 @@ pull_from_app(tstream *s)
 	}
 }
 
+/* The peer's FIN, after every byte it ended: a pair's flush moves only
+ * up to the application's read high-water mark and raises EOF at once,
+ * so an application that stops at EOF would lose the rest.  The first
+ * flush fills the application's input to its mark; past it, the second
+ * moves everything left (bounded by the stream's flow-control window). */
+static void
+pass_fin(tstream *s)
+{
+	bufferevent_flush(s->ours, EV_WRITE, BEV_FLUSH);
+	bufferevent_flush(s->ours, EV_WRITE, BEV_FINISHED);
+}
+
 static void
 schedule_pump(agent_transport *t)
 {
@@ -605,7 +617,7 @@ recv_stream_cb(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t offset, c
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	if (flags & NGTCP2_STREAM_DATA_FLAG_FIN) {
 		s->peer_fin = 1;
-		bufferevent_flush(s->ours, EV_WRITE, BEV_FINISHED);
+		pass_fin(s);
 	}
 	return 0;
 }
@@ -1164,7 +1176,7 @@ deliver_early(agent_transport *t, tstream *s)
 		if (n)
 			bufferevent_write_buffer(s->ours, s->early);
 		if (s->early_fin)
-			bufferevent_flush(s->ours, EV_WRITE, BEV_FINISHED);
+			pass_fin(s);
 	} else if (n && t->conn) {
 		/* refused: nobody will read it */
 		ngtcp2_conn_extend_max_stream_offset(t->conn, s->id, n);
