@@ -591,7 +591,7 @@ START_TEST(cli_options_and_session)
 	ck_assert_int_eq(agent_app_opts_add(&o, AGENT_OPT_SEND, p2, err, sizeof err), MP_OK);
 	base = event_base_new();
 	tl_init(&tl, base, &cfg);
-	apps = agent_apps_start(&o, 1, &tl.io, 0, apps_finished, &code, err, sizeof err);
+	apps = agent_apps_start(&o, 1, &tl.io, &(agent_apps_hooks){ 0, apps_finished, NULL, &code }, err, sizeof err);
 	ck_assert_msg(apps != NULL, "%s", err);
 	for (i = 0; i < 1000 && code < 0; i++)
 		event_base_loop(base, EVLOOP_ONCE);
@@ -603,7 +603,7 @@ START_TEST(cli_options_and_session)
 	agent_apps_free(apps);
 	/* again: both exist now, so the run fails */
 	code = -1;
-	apps = agent_apps_start(&o, 1, &tl.io, 0, apps_finished, &code, err, sizeof err);
+	apps = agent_apps_start(&o, 1, &tl.io, &(agent_apps_hooks){ 0, apps_finished, NULL, &code }, err, sizeof err);
 	for (i = 0; i < 1000 && code < 0; i++)
 		event_base_loop(base, EVLOOP_ONCE);
 	ck_assert_int_eq(code, AGENT_EXIT_FAILURE);
@@ -639,7 +639,7 @@ START_TEST(json_output)
 	fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	dup2(fd, STDOUT_FILENO);
 	close(fd);
-	apps = agent_apps_start(&o, 1, &tl.io, 1, apps_finished, &code, err, sizeof err);
+	apps = agent_apps_start(&o, 1, &tl.io, &(agent_apps_hooks){ 1, apps_finished, NULL, &code }, err, sizeof err);
 	for (i = 0; i < 5000 && code < 0; i++)
 		event_base_loop(base, EVLOOP_ONCE);
 	fflush(stdout);
