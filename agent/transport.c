@@ -93,6 +93,7 @@ typedef struct tstream {
 	int early_fin;
 	int app_fin;            /* the application finished writing */
 	int fin_sent, peer_fin, closed, app_gone, announced, blocked;
+	int orphaned;           /* app end freed before its EOF reached us */
 } tstream;
 
 typedef struct dgram {
@@ -114,7 +115,7 @@ struct agent_transport {
 	gnutls_certificate_credentials_t cred;
 	struct sockaddr_storage local, remote;
 	socklen_t local_len, remote_len;
-	struct event *timer, *pump_ev, *notify_ev, *close_timer;
+	struct event *timer, *pump_ev, *notify_ev, *close_timer, *reap_ev;
 	tstream *streams, *rr;
 	/* packets of one pump run, sent together (UDP GSO) */
 	uint8_t *batch;
@@ -493,15 +494,34 @@ stream_error(tstream *s)
 	s->peer_fin = 1;
 }
 
-/* An application that freed its end without FINISHED gave up: reset. */
+/* An application that freed its end without FINISHED gave up: reset.
+ * Our end's callbacks are deferred, so the EOF of a FINISHED just before
+ * the free may not have reached ours_event yet: a freed end is judged
+ * only after reap_ev, when every deferred callback has run. */
 static void
 reap_abandoned(agent_transport *t)
 {
 	tstream *s, *next;
+	struct timeval soon = { 0, 10000 };
 
 	for (s = t->streams; s; s = next) {
 		next = s->next;
 		if (s->app_gone || app_end(s))
+			continue;
+		if (!s->app_fin && s->orphaned < 2) {
+			if (!s->orphaned) {
+				s->orphaned = 1;
+				if (t->reap_ev && !evtimer_pending(t->reap_ev, NULL))
+					evtimer_add(t->reap_ev, &soon);
+			}
+			continue;
+		}
+		/* finished, but the peer still sends: its STOP_SENDING waits
+		 * until our data and FIN are acknowledged (ngtcp2 resets the
+		 * write side along with a read shutdown, and a reset cancels the
+		 * retransmission of what was lost) */
+		if (s->app_fin && !s->peer_fin && !s->closed && t->conn &&
+		    (!s->fin_sent || s->acked < s->total))
 			continue;
 		s->app_gone = 1;
 		if (!s->closed && t->conn) {
@@ -1283,6 +1303,18 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	agent_transport *t = arg;
+	tstream *s;
+
+	for (s = t->streams; s; s = s->next)
+		if (s->orphaned == 1)
+			s->orphaned = 2;
+	schedule_pump(t);
+}
+
+static void
 pump_cb(evutil_socket_t fd, short what, void *arg)
 {
 	pump(arg);
@@ -1347,7 +1379,8 @@ agent_transport_new(agent *a, agent_link *l, const agent_transport_opts *opts,
 		goto fail;
 	if (!(t->timer = evtimer_new(a->base, timer_cb, t)) || !(t->pump_ev = event_new(a->base, -1, 0, pump_cb, t)) ||
 	    !(t->notify_ev = event_new(a->base, -1, 0, notify_cb, t)) ||
-	    !(t->close_timer = evtimer_new(a->base, close_timer_cb, t)) || add_to_agent(t) != 0)
+	    !(t->close_timer = evtimer_new(a->base, close_timer_cb, t)) ||
+	    !(t->reap_ev = evtimer_new(a->base, reap_cb, t)) || add_to_agent(t) != 0)
 		goto fail;
 	if (t->server) {
 		struct timeval tv = { t->opts.idle_timeout_ms / 1000, (t->opts.idle_timeout_ms % 1000) * 1000 };
@@ -1525,6 +1558,8 @@ agent_transport_free(agent_transport *t)
 		event_free(t->notify_ev);
 	if (t->close_timer)
 		event_free(t->close_timer);
+	if (t->reap_ev)
+		event_free(t->reap_ev);
 	if (t->conn)
 		ngtcp2_conn_del(t->conn);
 	if (t->tls)

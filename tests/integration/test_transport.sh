@@ -198,5 +198,139 @@ check "... saying the peer is dead" grep -q "nothing heard from the peer for 4s:
 kill "$holder" 2>/dev/null
 stop_bob
 
+# 5. the applications over the transport (one listen serves them all;
+# a 3 s idle timeout lets it notice a killed sender quickly)
+free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, getattr(socket, sys.argv[1])); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
+http_port=$(free_port SOCK_STREAM) deny_port=$(free_port SOCK_STREAM)
+echo_port=$(free_port SOCK_DGRAM) udeny_port=$(free_port SOCK_DGRAM)
+fw_port=$(free_port SOCK_STREAM) fwdeny_port=$(free_port SOCK_STREAM)
+fu_port=$(free_port SOCK_DGRAM) fudeny_port=$(free_port SOCK_DGRAM)
+mkdir -p "$dir/recv" "$dir/www" "$dir/send"
+head -c 100000000 /dev/urandom >"$dir/send/big.bin"
+start_bob apps listen --idle-timeout 3 --receive "$dir/recv" \
+	--allow-forward "127.0.0.1:$http_port" --allow-forward-udp "127.0.0.1:$echo_port"
+
+# 5a. a 100 MB file arrives whole
+t0=$(date +%s.%N)
+timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob --send "$dir/send/big.bin" \
+	>"$dir/send1.out" 2>"$dir/send1.err" </dev/null
+rc=$?
+took=$(echo "$(date +%s.%N) - $t0" | bc)
+check "connect --send 100 MB: exit 0 (got $rc, ${took}s with the rendezvous)" test "$rc" = 0
+check "... says: sent big.bin" grep -qx "sent big.bin" "$dir/send1.out"
+check "... arrived with the same SHA-256" \
+	bash -c "[ \"\$(sha256sum <'$dir/send/big.bin')\" = \"\$(sha256sum <'$dir/recv/big.bin')\" ]"
+check "... bob says (on stderr: stdout is for pipes): received big.bin" grep -qx "received big.bin" "$dir/apps.err"
+check "... and no part file is left" bash -c "! ls -A '$dir/recv' | grep -q mailpunch-part"
+
+# 5b. cut halfway: the sender is killed (no close reaches bob), bob's
+# transport times out, the same --send again resumes at the part file
+mv "$dir/send/big.bin" "$dir/send/again.bin"
+closed_before=$(grep -c "connection with $alice_uid closed" "$dir/apps.err")
+"$AGENT" -c "$dir/alice/agent.conf" connect bob --send "$dir/send/again.bin" \
+	>"$dir/send2.out" 2>"$dir/send2.err" </dev/null &
+sender=$!     # the agent itself: killing a `timeout` would leave it running
+pids+=("$sender")
+part=$dir/recv/.again.bin.mailpunch-part
+for _ in $(seq 600); do
+	[ "$(stat -c %s "$part" 2>/dev/null || echo 0)" -ge 30000000 ] && break
+	sleep 0.05
+done
+kill -9 "$sender" 2>/dev/null
+wait "$sender" 2>/dev/null
+cut_at=$(stat -c %s "$part" 2>/dev/null || echo 0)
+check "sender killed mid-transfer (part file at $cut_at of 100000000 bytes)" \
+	bash -c "[ $cut_at -gt 0 ] && [ $cut_at -lt 100000000 ] && [ ! -e '$dir/recv/again.bin' ]"
+for _ in $(seq 100); do
+	[ "$(grep -c "connection with $alice_uid closed" "$dir/apps.err")" -gt "$closed_before" ] && break
+	sleep 0.1
+done
+check "... bob gives the dead connection up (idle timeout)" \
+	bash -c "[ \$(grep -c 'connection with $alice_uid closed' '$dir/apps.err') -gt $closed_before ]"
+timeout 60 "$AGENT" -c "$dir/alice/agent.conf" --json connect bob --send "$dir/send/again.bin" \
+	>"$dir/send3.out" 2>"$dir/send3.err" </dev/null
+rc=$?
+check "the same --send again: exit 0 (got $rc)" test "$rc" = 0
+check "... resumed, not from 0 (send_start offset > 0)" \
+	grep -q '"event":"send_start","size":100000000,"offset":[1-9]' "$dir/send3.out"
+check "... the file is whole: same SHA-256" \
+	bash -c "[ \"\$(sha256sum <'$dir/send/again.bin')\" = \"\$(sha256sum <'$dir/recv/again.bin')\" ]"
+check "... --json: file_sent ok" grep -q '"event":"file_sent","name":"again.bin","status":"ok"' "$dir/send3.out"
+
+# 5c. forwarding: an HTTP server and a UDP echo on bob's side; alice
+# forwards to them, and to a TCP and a UDP destination bob did not allow
+head -c 3000000 /dev/urandom >"$dir/www/blob"
+(cd "$dir/www" && exec python3 -m http.server --bind 127.0.0.1 "$http_port") >/dev/null 2>&1 &
+pids+=($!)
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+while True:
+    d, a = s.recvfrom(65535)
+    s.sendto(b"echo:" + d, a)
+' "$echo_port" &
+pids+=($!)
+"$AGENT" -c "$dir/alice/agent.conf" connect bob --forward "$fw_port:127.0.0.1:$http_port" \
+	--forward "$fwdeny_port:127.0.0.1:$deny_port" --forward-udp "$fu_port:127.0.0.1:$echo_port" \
+	--forward-udp "$fudeny_port:127.0.0.1:$udeny_port" >"$dir/fwd.out" 2>"$dir/fwd.err" </dev/null &
+fwd_pid=$!
+pids+=("$fwd_pid")
+for _ in $(seq 300); do grep -q "secure connection" "$dir/fwd.out" && break; sleep 0.1; done
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$http_port/" && break; sleep 0.1; done
+curls=()
+for i in $(seq 10); do
+	curl -s --max-time 30 -o "$dir/www.$i" "http://127.0.0.1:$fw_port/blob" &
+	curls+=($!)
+done
+wait "${curls[@]}"
+good=0
+for i in $(seq 10); do cmp -s "$dir/www/blob" "$dir/www.$i" && good=$((good + 1)); done
+check "--forward: 10 parallel HTTP downloads of 3 MB through the tunnel, all correct ($good/10)" test "$good" = 10
+python3 - "$fu_port" >"$dir/udp.out" 2>&1 <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.3)
+got = set()
+for round in range(5):
+    for i in range(20):
+        if i not in got:
+            s.sendto(b"dgram %d " % i + b"x" * (1000 if i % 2 else 10), ("127.0.0.1", int(sys.argv[1])))
+    end = time.time() + 0.5
+    while time.time() < end and len(got) < 20:
+        try:
+            d, _ = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        if d.startswith(b"echo:dgram "):
+            i = int(d.split()[1])
+            if d == b"echo:dgram %d " % i + b"x" * (1000 if i % 2 else 10):
+                got.add(i)
+    if len(got) == 20:
+        break
+print(len(got))
+PY
+check "--forward-udp: 20 datagrams (up to 1000 bytes) echoed through the tunnel ($(cat "$dir/udp.out")/20)" \
+	grep -qx 20 "$dir/udp.out"
+denied=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$fwdeny_port/" 2>/dev/null)
+check "a TCP destination bob did not allow: no connection through (curl: ${denied:-none})" test "${denied:-000}" = 000
+for _ in $(seq 30); do grep -q "forward to 127.0.0.1:$deny_port refused by peer" "$dir/alice/agent.log" && break; sleep 0.1; done
+check "... alice logs: refused by peer; bob logs: not allowed" \
+	bash -c "grep -q 'forward to 127.0.0.1:$deny_port refused by peer' '$dir/alice/agent.log' &&
+	         grep -q 'forward to 127.0.0.1:$deny_port refused: not allowed' '$dir/bob/agent.log'"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b"anyone?", ("127.0.0.1", int(sys.argv[1])))
+' "$fudeny_port"
+for _ in $(seq 30); do grep -q "forward-udp to 127.0.0.1:$udeny_port refused by peer" "$dir/alice/agent.log" && break; sleep 0.1; done
+check "a UDP destination bob did not allow: refused by peer" \
+	grep -q "forward-udp to 127.0.0.1:$udeny_port refused by peer" "$dir/alice/agent.log"
+kill "$fwd_pid" 2>/dev/null
+wait "$fwd_pid"
+rc=$?
+check "the forwarding connect ends on SIGTERM with exit 0 (got $rc)" test "$rc" = 0
+stop_bob
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -51,6 +51,7 @@ static side A, B;               /* A: initiator, QUIC client; B: server */
 static uint8_t *bulk;
 static int rebind_at;           /* rebind A's socket once B echoed this much */
 static int rebound;
+static int answer_and_free;     /* B answers, finishes and frees at once */
 
 static void
 on_ready(agent_transport *t, void *arg)
@@ -66,6 +67,15 @@ echo_read(struct bufferevent *bev, void *arg)
 	side *s = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	if (answer_and_free) {
+		/* like a server refusing a request: a reply, FIN, gone */
+		bufferevent_write(bev, "refused", 7);
+		bufferevent_flush(bev, EV_WRITE, BEV_FLUSH);
+		bufferevent_flush(bev, EV_WRITE, BEV_FINISHED);
+		bufferevent_free(bev);
+		s->bev = NULL;
+		return;
+	}
 	s->echoed += evbuffer_get_length(in);
 	bufferevent_write_buffer(bev, in);
 	if (rebind_at && !rebound && s->echoed >= (size_t)rebind_at) {
@@ -253,6 +263,8 @@ client_read(struct bufferevent *bev, void *arg)
 static void
 client_event(struct bufferevent *bev, short what, void *arg)
 {
+	if (what & BEV_EVENT_ERROR)
+		A.dgrams = -1;          /* not used by the stream tests: "reset seen" */
 	if (what & BEV_EVENT_EOF) {
 		A.eof = 1;
 		agent_transport_close(A.t);
@@ -283,6 +295,26 @@ START_TEST(bulk_echo_and_clean_close)
 {
 	connect_sides();
 	bulk_echo();
+}
+END_TEST
+
+/* A stream freed right after its FINISHED ends with its data and a FIN,
+ * not a reset: the transport's end of the pair learns of the FINISHED
+ * only through a deferred callback, after the free. */
+START_TEST(finished_then_freed_is_not_reset)
+{
+	connect_sides();
+	answer_and_free = 1;
+	A.bev = agent_transport_open_stream(A.t);
+	ck_assert_ptr_nonnull(A.bev);
+	bufferevent_setcb(A.bev, client_read, NULL, client_event, NULL);
+	bufferevent_enable(A.bev, EV_READ | EV_WRITE);
+	bufferevent_write(A.bev, "open", 4);
+	ck_assert_msg(run_until(&A.eof, 5000), "no end of stream (reset: %d)", A.dgrams == -1);
+	ck_assert_int_eq(A.dgrams, 0);
+	ck_assert_uint_eq(evbuffer_get_length(A.got), 7);
+	ck_assert(memcmp(evbuffer_pullup(A.got, -1), "refused", 7) == 0);
+	answer_and_free = 0;
 }
 END_TEST
 
@@ -347,6 +379,7 @@ transport_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, bulk_echo_and_clean_close);
+	tcase_add_test(tc, finished_then_freed_is_not_reset);
 	tcase_add_test(tc, datagrams);
 	tcase_add_test(tc, client_nat_rebinding);
 	tcase_add_test(tc, dead_peer_detected);
