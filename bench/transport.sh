@@ -8,6 +8,10 @@
 #                     socat over TCP moves the same bytes the same way
 #   CPU per GB        user+system time of both ends (agents: the whole
 #                     process, mail rendezvous included; socat: both)
+#   file transfer     the same SIZE MB as a file: `connect --send` to
+#                     `listen --receive` (SHA-256 on both sides, fsync,
+#                     rename), timed from transport_ready to the exit,
+#                     against the same socat over TCP
 #   handshake         QUIC+TLS handshake on the established path
 #                     (handshake_ms of transport_ready), median of RUNS
 # Usage: bench/transport.sh [SIZE_MB] [RUNS] (as root, from the build
@@ -94,7 +98,9 @@ tck=$(getconf CLK_TCK)
 cpu_of() { awk -v t="$tck" '{printf "%.4f\n", ($14 + $15) / t}' "/proc/$1/stat"; }
 bytes=$((size_mb * 1024 * 1024))
 
-"$AGENT" -c "$dir/bob/agent.conf" --json listen </dev/null >/dev/null 2>"$dir/bob.json" &
+mkdir -p "$dir/recv"
+"$AGENT" -c "$dir/bob/agent.conf" --json listen --receive "$dir/recv" --overwrite </dev/null >/dev/null \
+	2>"$dir/bob.json" &
 bob_pid=$!
 pids+=("$bob_pid")
 for _ in $(seq 300); do grep -q '"event":"reply"' "$dir/bob.json" && break; sleep 0.1; done
@@ -116,6 +122,18 @@ bob_cpu1=$(cpu_of "$bob_pid")
 ready=$(grep '"event":"transport_ready"' "$dir/alice-bulk.json" | grep -o '"epoch_ms":[0-9]*' | cut -d: -f2)
 read -r _ quic_cpu quic_rc <"$dir/quic.rus"
 
+# file transfer: the same bytes as a file (a file of zeros: the page
+# cache, not the disk, is measured; both sides hash it)
+head -c "$bytes" /dev/zero >"$dir/bulk.bin"
+bob_cpu2=$(cpu_of "$bob_pid")
+python3 "$dir/rus.py" bash -c "'$AGENT' -c '$dir/alice/agent.conf' --json connect bob --send '$dir/bulk.bin' \
+	>'$dir/alice-file.json' 2>/dev/null </dev/null" 2>"$dir/file.rus"
+file_end=$(date +%s%3N)
+bob_cpu3=$(cpu_of "$bob_pid")
+file_ready=$(grep '"event":"transport_ready"' "$dir/alice-file.json" | grep -o '"epoch_ms":[0-9]*' | cut -d: -f2)
+read -r _ file_cpu file_rc <"$dir/file.rus"
+cmp -s "$dir/bulk.bin" "$dir/recv/bulk.bin" || file_rc=99
+
 # TCP baseline: socat to socat on the same loopback
 port=$((20000 + RANDOM % 20000))
 python3 "$dir/rus.py" socat -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" - >/dev/null 2>"$dir/tcp-rx.rus" &
@@ -127,7 +145,8 @@ read -r tcp_s tcp_tx_cpu _ <"$dir/tcp-tx.rus"
 read -r _ tcp_rx_cpu _ <"$dir/tcp-rx.rus"
 
 python3 - "$size_mb" "$quic_rc" "${ready:-0}" "$end" "$quic_cpu" "$bob_cpu0" "$bob_cpu1" \
-	"$tcp_s" "$tcp_tx_cpu" "$tcp_rx_cpu" "$dir/hs" "$(nproc)" <<'PY'
+	"$tcp_s" "$tcp_tx_cpu" "$tcp_rx_cpu" "$dir/hs" "$(nproc)" \
+	"$file_rc" "${file_ready:-0}" "$file_end" "$file_cpu" "$bob_cpu2" "$bob_cpu3" <<'PY'
 import statistics, sys
 mb, rc, ready, end = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 a_cpu, b0, b1 = float(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
@@ -146,6 +165,14 @@ print(f"{'QUIC (two agents)':24} {q:9.1f} {quic_s:8.2f} {quic_cpu / gb:9.2f}")
 print(f"{'TCP (socat to socat)':24} {t:9.1f} {tcp_s:8.2f} {tcp_cpu / gb:9.2f}")
 print(f"throughput ratio QUIC / TCP: {q / t:.3f}  (target >= 0.5: {'met' if q / t >= 0.5 else 'not met'})")
 print(f"CPU per GB ratio QUIC / TCP: {(quic_cpu / gb) / (tcp_cpu / gb):.1f}")
+f_rc, f_ready, f_end = int(sys.argv[13]), int(sys.argv[14]), int(sys.argv[15])
+f_cpu = float(sys.argv[16]) + float(sys.argv[18]) - float(sys.argv[17])
+if f_rc != 0 or not f_ready:
+    print(f"file transfer run failed (exit {f_rc})")
+else:
+    f_s = (f_end - f_ready) / 1000
+    print(f"{'file (--send/--receive)':24} {mb / f_s:9.1f} {f_s:8.2f} {f_cpu / gb:9.2f}")
+    print(f"file transfer ratio file / TCP: {(mb / f_s) / t:.3f}; CPU per GB ratio: {(f_cpu / gb) / (tcp_cpu / gb):.1f}")
 if hs:
     print(f"QUIC+TLS handshake on the established path: median {statistics.median(hs):.0f} ms "
           f"(min {min(hs)}, max {max(hs)}, {len(hs)} runs)")
