@@ -186,6 +186,7 @@ refuse_text(int reason)
 	case MP_REFUSE_NOSPACE: return "no space";
 	case MP_REFUSE_IO: return "peer cannot write it";
 	case MP_REFUSE_BUSY: return "being received already";
+	case MP_REFUSE_NOTOFFERED: return "the peer takes no files (its listen has no --receive)";
 	}
 	return "refused";
 }

@@ -1,9 +1,10 @@
 /*
  * app_server.c - the listen side's entry point for applications: reads
  * the header of each stream the peer opens and hands the stream to the
- * file receiver or the TCP forwarder; hands datagrams to the UDP
- * forwarder.  A stream naming an application this side does not offer
- * (no --receive, PIPE, unknown) is closed.
+ * file receiver, the TCP forwarder or (PIPE) the on_pipe hook; hands
+ * datagrams to the UDP forwarder.  A FILE stream without --receive gets
+ * REFUSE 6 (not offered); a stream naming another application this side
+ * does not offer (PIPE without the hook, unknown) is closed.
  *
  * Interface: agent/app.h (agent_app_server_*).  Errors: the constructor
  * returns NULL with a message; refused streams are logged.
@@ -73,6 +74,16 @@ header_read(struct bufferevent *bev, void *arg)
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 		bufferevent_setwatermark(bev, EV_READ, 0, AGENT_APP_STREAM_HIGH);
 		s->on_pipe(s->pipe_arg, bev);
+	} else if (rc == MP_OK && type == MP_APP_FILE) {
+		/* say so: the sender would take a bare close for a broken link */
+		uint8_t frame[64];
+		size_t n;
+
+		mp_log(MP_LOG_NOTICE, "file stream refused: no --receive");
+		if (mp_app_refuse_encode(MP_REFUSE_NOTOFFERED, "no files taken here", frame, sizeof frame,
+		                         &n) == MP_OK)
+			bufferevent_write(bev, frame, n);
+		pending_free(p, 1);
 	} else {
 		mp_log(MP_LOG_NOTICE, "stream refused: %s",
 		       rc != MP_OK ? mp_strerror(rc) : "application not offered here");

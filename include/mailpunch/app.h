@@ -56,6 +56,7 @@ enum mp_app_refuse {
 	MP_REFUSE_NOSPACE = 3,
 	MP_REFUSE_IO = 4,           /* cannot create or write the file */
 	MP_REFUSE_BUSY = 5,         /* same name being received on another stream */
+	MP_REFUSE_NOTOFFERED = 6,   /* the receiver takes no files (no --receive) */
 };
 
 enum mp_app_result { MP_RESULT_OK = 0, MP_RESULT_BAD = 1 };

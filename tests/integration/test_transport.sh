@@ -150,6 +150,12 @@ check "--json: transport_ready with handshake_ms, then transport_closed" \
 printf 'one\ntwo\n' | timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob >"$dir/exec2.out" 2>"$dir/alice-exec2.err"
 check "a second connection to the same listen --exec (a fresh cat)" \
 	bash -c "[ \"\$(cat '$dir/exec2.out')\" = \"\$(printf 'one\ntwo')\" ]"
+# a file to a listen without --receive: refused as such, not "broken"
+timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob --send "$dir/bulk.in" \
+	>"$dir/nofiles.out" 2>"$dir/nofiles.err" </dev/null
+rc=$?
+check "--send to a listen without --receive: exit 1 (got $rc), 'takes no files'" \
+	bash -c "[ $rc = 1 ] && grep -q 'bulk.in not sent: the peer takes no files' '$dir/nofiles.out'"
 stop_bob
 
 # 3. the wrong identity key: bob's transport presents another key
