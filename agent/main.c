@@ -1369,6 +1369,7 @@ main(int argc, char **argv)
 		config = agent_settings_default_path(pathbuf, sizeof pathbuf);
 	if (agent_settings_load(config, &a.cfg, err, sizeof err) != MP_OK) {
 		fprintf(stderr, "%s: %s\n", progname, err);
+		agent_app_opts_clear(&f.apps);
 		return AGENT_EXIT_CONFIG;
 	}
 	mp_log_open(a.cfg->log_dest, progname, (mp_log_level)a.cfg->log_level);
