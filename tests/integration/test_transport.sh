@@ -5,7 +5,10 @@
 # transfer through `listen --exec cat` (echo, checked byte for byte), a
 # peer presenting the wrong identity key rejected (either side), a dead
 # peer detected within the idle-timeout bound, and a clean close seen by
-# both sides.
+# both sides.  Then the applications over it: a 100 MB file (SHA-256
+# checked), the same cut by killing the sender and resumed, 10 parallel
+# HTTP downloads through --forward, UDP datagrams through --forward-udp,
+# destinations the listen side did not allow refused.
 # Needs root and tests/mailenv/install-deps.  Run from the build tree.
 # Prints ok/not ok lines and "N passed, N failed"; exit 77 = skipped.
 set -uo pipefail
@@ -336,7 +339,10 @@ kill "$fwd_pid" 2>/dev/null
 wait "$fwd_pid"
 rc=$?
 check "the forwarding connect ends on SIGTERM with exit 0 (got $rc)" test "$rc" = 0
-stop_bob
+kill "$bob_pid" 2>/dev/null
+wait "$bob_pid"
+rc=$?
+check "bob's listen (files, forwards served) ends on SIGTERM with exit 0 (got $rc)" test "$rc" = 0
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
