@@ -655,6 +655,19 @@ START_TEST(stream_headers)
 	ck_assert_int_eq(o2.ended, 1);
 	ck_assert_int_eq(o3.ended, 1);
 	ck_assert_int_eq(o4.ended, 1);
+	{
+		/* ... gets REFUSE 6 (not offered) before the end, not a bare close */
+		struct evbuffer *in = bufferevent_get_input(b4);
+		uint8_t type, reason, buf[MP_APP_TEXT_MAX + 2];
+		uint32_t len;
+		char text[MP_APP_TEXT_MAX + 1];
+
+		ck_assert_int_eq(agent_app_peek_frame(in, &type, &len), 1);
+		ck_assert_int_eq(type, MP_FR_REFUSE);
+		ck_assert_int_eq(agent_app_take_frame(in, len, buf, sizeof buf), MP_OK);
+		ck_assert_int_eq(mp_app_refuse_decode(buf, len, &reason, text), MP_OK);
+		ck_assert_int_eq(reason, MP_REFUSE_NOTOFFERED);
+	}
 	agent_app_stream_close(pp.bev);
 	for (i = 0; i < 10; i++)
 		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
