@@ -65,6 +65,7 @@ ok() { pass=$((pass + 1)); echo "ok - $*"; }
 not_ok() { fail=$((fail + 1)); echo "not ok - $*"; }
 
 # ---------------------------------------------------------------- the lab
+export NATLAB_PREFIX=${NATLAB_PREFIX:-mx$$}     # never collides with another lab
 export NATLAB_DIR=$dir/lab
 mkdir -p "$NATLAB_DIR"
 natlab_up || { echo "not ok - the NAT lab did not come up"; echo "0 passed, 1 failed"; exit 1; }
