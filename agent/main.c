@@ -225,7 +225,7 @@ say_event(agent *a, const char *event, agent_link *l, const char *text)
 			const char *plan;
 
 			agent_link_stats(l, &packets, &punch_ms, &plan);
-			printf(",\"packets\":%lu,\"punch_ms\":%ld,\"plan\":", packets, punch_ms);
+			fprintf(msg_fp, ",\"packets\":%lu,\"punch_ms\":%ld,\"plan\":", packets, punch_ms);
 			json_str(plan);
 		}
 		if (text) {
