@@ -225,7 +225,7 @@ say_event(agent *a, const char *event, agent_link *l, const char *text)
 			const char *plan;
 
 			agent_link_stats(l, &packets, &punch_ms, &plan);
-			printf(",\"packets\":%lu,\"punch_ms\":%ld,\"plan\":", packets, punch_ms);
+			fprintf(msg_fp, ",\"packets\":%lu,\"punch_ms\":%ld,\"plan\":", packets, punch_ms);
 			json_str(plan);
 		}
 		if (text) {
@@ -392,6 +392,13 @@ parse_payload(const mp_msg *sig, const uint8_t **conn_id, const uint8_t **secret
 }
 
 /* ---------------------------------------------------------------- links */
+
+static void
+send_link_signal(agent *a, const mp_pubid *to, const char *via_host, const char *direct_addr,
+                 uint8_t kind, const uint8_t *payload, size_t len)
+{
+	agent_send_signal(a, to, via_host, direct_addr, kind, payload, len, NULL, NULL);
+}
 
 /* ---------------------------------------------------------------- transport */
 
@@ -994,6 +1001,7 @@ run_flow(agent *a, flow *f)
 	a->hooks.on_reply = connect_on_reply;
 	a->hooks.on_signal = on_signal;
 	a->hooks.on_link = on_link;
+	a->hooks.send_signal = send_link_signal;
 	if (agent_udp_open(a, err, sizeof err) != MP_OK) {
 		fprintf(stderr, "%s: %s\n", progname, err);
 		return AGENT_EXIT_FAILURE;

@@ -45,6 +45,8 @@
 #   unsolicited inbound packet from R:r to WAN:p leaves a conntrack entry,
 #   so a later LAN flow from port p toward R:r gets another external port.
 #   emu OPTIONS...  natemu with exactly these options (see natemu.c)
+# LAN-to-LAN traffic is switched, never filtered, as in a home router
+# (with br_netfilter loaded, bridged frames would meet the forward chain).
 # natemu handles UDP only: with every natemu type, TCP and ICMP from the
 # LAN go through the kernel's masquerade (so mail works from the LANs).
 # natemu types take the mapping timeout from NATLAB_TIMEOUT (30 s) and the
@@ -253,6 +255,7 @@ table ip natlab {
 	}
 	chain forward {
 		type filter hook forward priority 0; policy drop;
+		ip saddr $lan_net ip daddr $lan_net accept
 		meta l4proto udp drop
 		ct state established,related accept
 		iifname "lan" oifname "wan" accept
@@ -289,6 +292,7 @@ table ip natlab {
 	}
 	chain forward {
 		type filter hook forward priority 0; policy drop;
+		ip saddr $lan_net ip daddr $lan_net accept
 		ct state established,related accept
 		iifname "lan" oifname "wan" accept
 	}
