@@ -219,7 +219,7 @@ for t in portsym-seq1 kernel-masq; do
 	case " $TYPES " in *" $t "*) ;; *) continue ;; esac
 	natlab_nat r1 "$t" || continue
 	attempt "$t" "$t" "$NL_A" "$NL_A2" alice carol
-	printf '%-15s %-15s %-9s %8s %8s  %s\n' "$t" "(same NAT)" "$([ "$ok_conn" = 1 ] && echo yes || echo NO)" \
+	printf '%-15s %-15s %-9s %8s %8s  %s\n' "$t" "same-NAT" "$([ "$ok_conn" = 1 ] && echo yes || echo NO)" \
 		"$punch_ms" "$packets" "$plan" >>"$dir/table"
 	if [ "$ok_conn" = 1 ]; then ok "two peers behind the same $t NAT connect"; else not_ok "two peers behind the same $t NAT connect"; fi
 done
