@@ -913,6 +913,19 @@ mp_table_redis_unlink(const char *url)
 	return rc == MP_OK ? MP_OK : MP_ERR_UNAVAILABLE;
 }
 
+int
+mp_table_redis_url_ok(const char *url)
+{
+	char host[256], prefix[PREFIX_MAX + 1], user[128], pw[128];
+	int port, db, rc;
+
+	if (!url)
+		return 0;
+	rc = parse_url(url, host, sizeof host, &port, &db, prefix, user, pw, sizeof pw);
+	OPENSSL_cleanse(pw, sizeof pw);
+	return rc == MP_OK;
+}
+
 void
 mp_table_spec_redacted(const char *spec, char *buf, size_t len)
 {

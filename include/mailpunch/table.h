@@ -107,6 +107,8 @@ int mp_table_shm_unlink(const char *name);
  * (the milter tempfails: never an answer from a table it cannot read).
  */
 int mp_table_redis_open(const char *url, size_t capacity, int flags, mp_table **out);
+/* 1 if url is a well-formed redis:// URL (nothing is contacted). */
+int mp_table_redis_url_ok(const char *url);
 /* Deletes the table's keys. */
 int mp_table_redis_unlink(const char *url);
 /* spec fit for a log: a Redis URL's user and password replaced by ***. */

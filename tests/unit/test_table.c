@@ -1385,6 +1385,10 @@ START_TEST(redis_urls_and_attach)
 	ck_assert_int_eq(mp_table_redis_open("redis://h:1?prefix=", 16, MP_TABLE_CREATE, &a), MP_ERR_SYNTAX);
 	ck_assert_ptr_null(a);
 	ck_assert(mp_table_is_redis("REDIS://x"));
+	ck_assert(mp_table_redis_url_ok("redis://h"));
+	ck_assert(mp_table_redis_url_ok("redis://[::1]:7000/3?prefix={mp}"));
+	ck_assert(!mp_table_redis_url_ok("redis://h:99999"));
+	ck_assert(!mp_table_redis_url_ok("redis://h/1?prefix=a b"));
 	ck_assert(!mp_table_is_redis("/mailpunch"));
 
 	table_name(name, sizeof name, "attach");
