@@ -37,6 +37,7 @@ milter_snapshot_new(milter_settings *s, const milter_snapshot *prev, milter_snap
 		return MP_ERR_NOMEM;
 	}
 	snap->settings = s;
+	snap->refs = 1;         /* the caller's, until it publishes or puts it */
 	rc = mp_hostkey_load(s->host_key, &snap->key);
 	if (rc != MP_OK && prev && strcmp(prev->settings->host_key, s->host_key) == 0) {
 		mp_log(MP_LOG_NOTICE, "host key %s not readable now (%s); keeping the loaded one",
