@@ -68,6 +68,8 @@
 #define CLOSE_WAIT_MS 3000
 #define MAX_QUEUED_DGRAMS 64
 #define ALPN "mailpunch/1"
+/* CONNECTION_CLOSE application error codes: 0 done, 1 going away */
+#define APP_GOING_AWAY 1
 #define PRIORITY "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:" \
 	"-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:" \
 	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+SIGN-EDDSA-ED25519"
@@ -83,6 +85,7 @@ typedef struct tstream {
 	struct tstream *next;
 	int64_t id;
 	struct bufferevent *ours;
+	struct evbuffer_cb_entry *drain_cb;
 	/* Stream offsets: base <= acked <= sent <= total.  The chunks hold
 	 * [base, total); each but the last is full. */
 	chunk *head, *tail;
@@ -357,8 +360,10 @@ stream_free(tstream *s)
 		evbuffer_free(s->early);
 	if (!s->announced && app_end(s))
 		bufferevent_free(app_end(s));
-	if (s->ours)
+	if (s->ours) {
+		evbuffer_remove_cb_entry(bufferevent_get_output(s->ours), s->drain_cb);
 		bufferevent_free(s->ours);
+	}
 	free(s);
 }
 
@@ -463,7 +468,13 @@ stream_new(agent_transport *t, int64_t id, struct bufferevent **app)
 	bufferevent_setwatermark(*app, EV_READ, 0, AGENT_STREAM_WINDOW);
 	bufferevent_enable(s->ours, EV_READ | EV_WRITE);
 	bufferevent_enable(*app, EV_READ | EV_WRITE);
-	evbuffer_add_cb(bufferevent_get_output(s->ours), ours_output_drained, s);
+	s->drain_cb = evbuffer_add_cb(bufferevent_get_output(s->ours), ours_output_drained, s);
+	if (!s->drain_cb) {
+		bufferevent_free(*app);
+		bufferevent_free(s->ours);
+		free(s);
+		return NULL;
+	}
 	s->next = t->streams;
 	t->streams = s;
 	return s;
@@ -1409,6 +1420,9 @@ agent_transport_dispatch(agent *a, const uint8_t *pkt, size_t len, const struct 
 		e = &ccerr;
 		if (e->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION && e->error_code == 0)
 			finish(t, AGENT_TRANSPORT_PEER_CLOSED, "peer closed the connection");
+		else if (e->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION &&
+		         e->error_code == APP_GOING_AWAY)
+			finish(t, AGENT_TRANSPORT_PEER_CLOSED, "peer went away (its agent stopped)");
 		else if (e->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
 		         (e->error_code & ~(uint64_t)0xff) == NGTCP2_CRYPTO_ERROR)
 			finish(t, t->ready ? AGENT_TRANSPORT_ERROR : AGENT_TRANSPORT_HANDSHAKE,
@@ -1495,6 +1509,14 @@ agent_transport_free(agent_transport *t)
 {
 	if (!t)
 		return;
+	if (t->conn && !t->finished) {
+		/* the peer learns at once instead of after its idle timeout */
+		ngtcp2_connection_close_error ccerr;
+
+		ngtcp2_connection_close_error_default(&ccerr);
+		ngtcp2_connection_close_error_set_application_error(&ccerr, APP_GOING_AWAY, NULL, 0);
+		send_close(t, &ccerr);
+	}
 	remove_from_agent(t);
 	while (t->streams) {
 		if (!t->streams->peer_fin)

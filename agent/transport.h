@@ -109,7 +109,9 @@ int agent_transport_send_datagram(agent_transport *t, const uint8_t *data, size_
  * sent data is acknowledged, then sends CONNECTION_CLOSE; on_closed
  * follows with AGENT_TRANSPORT_CLOSED. */
 void agent_transport_close(agent_transport *t);
-/* Immediately; no callback.  Streams still open get BEV_EVENT_ERROR. */
+/* Immediately; no callback.  An open connection is ended with
+ * CONNECTION_CLOSE (application error 1, "going away"), so the peer
+ * knows at once; streams still open get BEV_EVENT_ERROR. */
 void agent_transport_free(agent_transport *t);
 
 agent_link *agent_transport_link(const agent_transport *t);

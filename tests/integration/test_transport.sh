@@ -198,5 +198,27 @@ check "... saying the peer is dead" grep -q "nothing heard from the peer for 4s:
 kill "$holder" 2>/dev/null
 stop_bob
 
+# 5. the listener stops (SIGTERM): it says so, and alice knows at once
+start_bob stop listen --exec cat
+mkfifo "$dir/alice2.fifo"
+sleep 30 >"$dir/alice2.fifo" &
+holder=$!
+pids+=("$holder")
+timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob <"$dir/alice2.fifo" \
+	>"$dir/stop.out" 2>"$dir/alice-stop.err" &
+alice_pid=$!
+pids+=("$alice_pid")
+for _ in $(seq 300); do grep -q "secure connection" "$dir/alice-stop.err" && break; sleep 0.1; done
+t0=$(date +%s.%N)
+kill -TERM "$bob_pid"
+wait "$alice_pid"
+rc=$?
+took=$(echo "$(date +%s.%N) - $t0" | bc)
+check "listener stopped: alice exits 11 (got $rc) at once (${took}s, idle timeout 30 s)" \
+	bash -c "[ '$rc' = 11 ] && [ \$(echo '$took < 2.0' | bc) = 1 ]"
+check "... saying the peer went away" grep -q "peer went away" "$dir/alice-stop.err"
+kill "$holder" 2>/dev/null
+wait "$bob_pid" 2>/dev/null
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
