@@ -116,13 +116,17 @@ struct agent_transport {
 	gnutls_certificate_credentials_t cred;
 	struct sockaddr_storage local, remote;
 	socklen_t local_len, remote_len;
+	/* client: where the server's packets come from now, when its NAT
+	 * rebound (QUIC servers do not migrate; see moved_server) */
+	struct sockaddr_storage server_now;
+	socklen_t server_now_len;
 	struct event *timer, *pump_ev, *notify_ev, *close_timer;
 	tstream *streams, *rr;
 	/* packets of one pump run, sent together (UDP GSO) */
 	uint8_t *batch;
 	size_t batch_len, batch_seg, batch_n;
-	struct sockaddr_storage batch_to;
-	socklen_t batch_tolen;
+	struct sockaddr_storage batch_to, batch_path;   /* where to; ngtcp2's remote */
+	socklen_t batch_tolen, batch_pathlen;
 	dgram dgrams[MAX_QUEUED_DGRAMS];
 	size_t dg_head, dg_count;
 	struct timespec started;
@@ -833,14 +837,37 @@ start_conn(agent_transport *t, const ngtcp2_pkt_hd *client_hd)
 	return 0;
 }
 
+static int
+same_addr(const struct sockaddr *a, socklen_t alen, const struct sockaddr_storage *b, socklen_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* Where a packet for ngtcp2's remote address r really goes: the
+ * server's new address after its NAT rebound (moved_server), or r. */
+static void
+dest_for(const agent_transport *t, const ngtcp2_addr *r, struct sockaddr_storage *to, socklen_t *tolen)
+{
+	if (t->server_now_len && same_addr((const struct sockaddr *)r->addr, r->addrlen, &t->remote, t->remote_len)) {
+		memcpy(to, &t->server_now, t->server_now_len);
+		*tolen = t->server_now_len;
+	} else {
+		memcpy(to, r->addr, r->addrlen);
+		*tolen = r->addrlen;
+	}
+}
+
 static void
 send_packet(agent_transport *t, const ngtcp2_path *p, const uint8_t *buf, size_t len)
 {
 	int fd = p->remote.addr->sa_family == AF_INET ? t->a->udp_fd : t->a->udp6_fd;
+	struct sockaddr_storage to;
+	socklen_t tolen;
 
+	dest_for(t, &p->remote, &to, &tolen);
 	/* a full socket buffer is a lost packet: QUIC recovers and slows */
 	if (fd >= 0)
-		(void)sendto(fd, buf, len, 0, (const struct sockaddr *)p->remote.addr, p->remote.addrlen);
+		(void)sendto(fd, buf, len, 0, (struct sockaddr *)&to, tolen);
 }
 
 /* The kernel cuts one buffer into equal datagrams (UDP_SEGMENT): one
@@ -896,7 +923,7 @@ batch_add(agent_transport *t, const ngtcp2_path *p, size_t n)
 {
 	const ngtcp2_addr *r = &p->remote;
 
-	if (t->batch_n && (r->addrlen != t->batch_tolen || memcmp(r->addr, &t->batch_to, r->addrlen) != 0 ||
+	if (t->batch_n && (r->addrlen != t->batch_pathlen || memcmp(r->addr, &t->batch_path, r->addrlen) != 0 ||
 	                   n > t->batch_seg)) {
 		size_t prev = t->batch_len;
 
@@ -904,8 +931,9 @@ batch_add(agent_transport *t, const ngtcp2_path *p, size_t n)
 		memmove(t->batch, t->batch + prev, n);
 	}
 	if (!t->batch_n) {
-		memcpy(&t->batch_to, r->addr, r->addrlen);
-		t->batch_tolen = r->addrlen;
+		memcpy(&t->batch_path, r->addr, r->addrlen);
+		t->batch_pathlen = r->addrlen;
+		dest_for(t, r, &t->batch_to, &t->batch_tolen);
 		t->batch_seg = n;
 	}
 	t->batch_len += n;
@@ -1362,6 +1390,42 @@ fail:
 	return NULL;
 }
 
+/*
+ * The server's NAT rebound: its packets come from a new address.  QUIC
+ * lets only clients migrate, and a client drops packets from an address
+ * other than the server's, so we hand ngtcp2 the packet as if from the
+ * known address; once one decrypts and authenticates (only the peer has
+ * the keys) our packets go to the new address.  (An on-path attacker
+ * replaying a packet from a forged address could divert our packets:
+ * no worse than dropping them, which it can anyway; nothing is exposed.)
+ */
+static void
+moved_server(agent_transport *t, const uint8_t *pkt, size_t len, const struct sockaddr *from, socklen_t fromlen)
+{
+	ngtcp2_path path;
+	ngtcp2_pkt_info pi = { 0 };
+	int rv;
+
+	if (pkt[0] & 0x80)
+		return;         /* only 1-RTT packets: the handshake is over */
+	conn_path(t, (struct sockaddr *)&t->remote, t->remote_len, &path);
+	rv = ngtcp2_conn_read_pkt(t->conn, &path, &pi, pkt, len, now_ns());
+	if (rv == 0 && !same_addr(from, fromlen, &t->server_now, t->server_now_len)) {
+		char text[64] = "?";
+		mp_candidate c;
+
+		memcpy(&t->server_now, from, fromlen);
+		t->server_now_len = fromlen;
+		if (mp_candidate_from_sockaddr(from, fromlen, MP_CAND_SRFLX, &c) == MP_OK)
+			mp_candidate_format(&c, text, sizeof text);
+		mp_log(MP_LOG_INFO, "transport: the peer's address changed to %s (NAT rebinding): following it", text);
+	}
+	if (rv == 0)
+		schedule_pump(t);
+	else if (rv == NGTCP2_ERR_DRAINING)
+		finish(t, AGENT_TRANSPORT_PEER_CLOSED, "peer closed the connection");
+}
+
 static agent_transport *
 find_transport(agent *a, const uint8_t *pkt, size_t len, const struct sockaddr *from, socklen_t fromlen)
 {
@@ -1409,6 +1473,10 @@ agent_transport_dispatch(agent *a, const uint8_t *pkt, size_t len, const struct 
 			finish(t, AGENT_TRANSPORT_ERROR, "cannot start the QUIC server side");
 			return 1;
 		}
+	}
+	if (!t->server && !same_addr(from, fromlen, &t->remote, t->remote_len)) {
+		moved_server(t, pkt, len, from, fromlen);
+		return 1;
 	}
 	conn_path(t, from, fromlen, &path);
 	rv = ngtcp2_conn_read_pkt(t->conn, &path, &pi, pkt, len, now_ns());
@@ -1565,6 +1633,10 @@ agent_transport_peer_addr(const agent_transport *t, char *buf, size_t len)
 	const ngtcp2_path *p;
 	mp_candidate c;
 
+	if (t->server_now_len)
+		return mp_candidate_from_sockaddr((const struct sockaddr *)&t->server_now, t->server_now_len,
+		                                  MP_CAND_SRFLX, &c) == MP_OK ? mp_candidate_format(&c, buf, len)
+		                                                              : MP_ERR_INVAL;
 	if (!t->conn || !(p = ngtcp2_conn_get_path(t->conn)) ||
 	    mp_candidate_from_sockaddr((const struct sockaddr *)p->remote.addr, p->remote.addrlen, MP_CAND_SRFLX,
 	                               &c) != MP_OK)
