@@ -684,11 +684,16 @@ stop_sending_cb(ngtcp2_conn *conn, int64_t id, uint64_t code, void *ud, void *su
 {
 	tstream *s = sud;
 
-	/* the peer reads no more: stop writing, drop what is buffered */
+	/* the peer reads no more: stop writing, drop what is buffered, and
+	 * tell the application its writes go nowhere */
 	ngtcp2_conn_shutdown_stream_write(conn, id, code);
 	if (s) {
+		struct bufferevent *app = app_end(s);
+
 		free_chunks(s);
 		s->fin_sent = 1;
+		if (app)
+			bufferevent_trigger_event(app, BEV_EVENT_ERROR | BEV_EVENT_WRITING, BEV_TRIG_DEFER_CALLBACKS);
 	}
 	return 0;
 }

@@ -19,6 +19,9 @@
  *   - read:  bytes the peer sent, in order; BEV_EVENT_EOF once the peer
  *            finished its direction (QUIC FIN); BEV_EVENT_ERROR when the
  *            peer reset the stream or the connection died.
+ *            BEV_EVENT_ERROR | BEV_EVENT_WRITING alone: the peer stopped
+ *            reading (STOP_SENDING); what is written is dropped, reading
+ *            goes on.
  *   - write: bufferevent_write(); the transport takes bytes from it only
  *            as fast as QUIC flow and congestion control allow, so a
  *            writer that watches its output length (or a write

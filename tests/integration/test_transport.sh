@@ -151,6 +151,12 @@ printf 'one\ntwo\n' | timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob
 check "a second connection to the same listen --exec (a fresh cat)" \
 	bash -c "[ \"\$(cat '$dir/exec2.out')\" = \"\$(printf 'one\ntwo')\" ]"
 stop_bob
+# a CMD that reads nothing and exits: alice is not left hanging
+start_bob exectrue listen --exec true
+seq 1 2000000 | timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob >"$dir/true.out" 2>"$dir/alice-true.err"
+rc=$?
+check "listen --exec true: connect ends, 0 or 11 (exit $rc, not the timeout's 124)" bash -c "[ $rc = 0 ] || [ $rc = 11 ]"
+stop_bob
 
 # 3. the wrong identity key: bob's transport presents another key
 # than the one his link proved; alice refuses with a clear error
