@@ -753,6 +753,8 @@ fill_callbacks(ngtcp2_callbacks *cb, int server)
 
 /* ---------------------------------------------------------------- connection */
 
+static void debug_printf(void *ud, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void
 debug_printf(void *ud, const char *fmt, ...)
 {
