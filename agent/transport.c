@@ -1292,7 +1292,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	int rv;
 
 	if (!t->conn) {
-		finish(t, AGENT_TRANSPORT_HANDSHAKE, "no QUIC handshake from the peer within %us",
+		finish(t, AGENT_TRANSPORT_TIMEOUT, "no QUIC handshake from the peer within %us: peer dead or path lost",
 		       t->opts.idle_timeout_ms / 1000);
 		return;
 	}
@@ -1303,7 +1303,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
-		finish(t, AGENT_TRANSPORT_HANDSHAKE, "QUIC handshake did not finish within %us",
+		finish(t, AGENT_TRANSPORT_TIMEOUT, "QUIC handshake did not finish within %us: peer dead or path lost",
 		       t->opts.idle_timeout_ms / 1000);
 		return;
 	}

@@ -66,8 +66,9 @@ typedef enum agent_transport_end {
 	AGENT_TRANSPORT_CLOSED = 0,     /* we closed it, cleanly */
 	AGENT_TRANSPORT_PEER_CLOSED,    /* the peer closed it, cleanly */
 	AGENT_TRANSPORT_WRONG_KEY,      /* peer presented the wrong identity key */
-	AGENT_TRANSPORT_TIMEOUT,        /* nothing heard for the idle timeout: dead peer */
-	AGENT_TRANSPORT_HANDSHAKE,      /* the handshake failed otherwise (peer's alert, timeout) */
+	AGENT_TRANSPORT_TIMEOUT,        /* nothing heard for the idle timeout (or no
+	                                   handshake within it): dead peer, lost path */
+	AGENT_TRANSPORT_HANDSHAKE,      /* TLS failed otherwise: the peer refused our key */
 	AGENT_TRANSPORT_ERROR,          /* protocol or local error */
 } agent_transport_end;
 
