@@ -506,6 +506,11 @@ reap_abandoned(agent_transport *t)
 		if (s->app_gone || app_end(s))
 			continue;
 		s->app_gone = 1;
+		/* what nobody will read: its flow-control credit goes back to
+		 * the connection (the drain callback) */
+		if (s->ours)
+			evbuffer_drain(bufferevent_get_output(s->ours),
+			               evbuffer_get_length(bufferevent_get_output(s->ours)));
 		if (!s->closed && t->conn) {
 			if (!s->app_fin)
 				ngtcp2_conn_shutdown_stream(t->conn, s->id, 1);
