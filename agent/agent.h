@@ -4,13 +4,17 @@
  *   main.c      command line, the commands' flows, output, exit codes
  *   udp.c       the one UDP socket: endpoints (interfaces + STUN),
  *               datagram dispatch to STUN or to a link
+ *   nat.c       NAT behaviour discovery (nat_discovery.c) for the
+ *               `nat` command and beside the endpoint gathering
  *   outbox.c    mails the agent sends: REQUEST, RELAY(SIGNAL), notice,
  *               direct SIGNAL; sealed, composed, submitted over SMTP
  *   inbox.c     mails the agent receives: REPLY and SIGNAL, checked
  *               (trusted host, outstanding session ID, signer) and
  *               handed to the running command
  *   link.c      one connection attempt to one peer over UDP: probes to
- *               every candidate, the handshake (lib/punch.c)
+ *               every candidate, the handshake (lib/punch.c), test data
+ *   traverse.c  the attempt's NAT traversal plan (lib/natplan.c): range
+ *               detection, bubbles, spraying, birthday probing, alignment
  *   transport.c the QUIC connection over an established link: TLS with
  *               pinned identity keys, streams as bufferevents, datagrams
  *   settings.c, state.c   configuration; what survives a restart
@@ -61,6 +65,9 @@ typedef struct agent_hooks {
 	void (*on_signal)(agent *a, const mp_msg *sig, const char *from_addr, int direct);
 	void (*on_link)(agent *a, agent_link *l, int established);
 	void (*on_data)(agent *a, agent_link *l, const uint8_t *data, size_t len);
+	/* a link's own signal (RANGE) to its peer; main.c mails it */
+	void (*send_signal)(agent *a, const mp_pubid *to, const char *via_host, const char *direct_addr,
+	                    uint8_t kind, const uint8_t *payload, size_t len);
 } agent_hooks;
 
 struct agent {
@@ -83,6 +90,13 @@ struct agent {
 	agent_stun_client *stun;
 	mp_endpoints ep;
 	void (*on_endpoints)(agent *a);
+
+	/* nat.c: the NAT's behaviour, measured once per command on sockets
+	 * of its own and carried in every ep gathered after */
+	struct agent_nat_discovery *natd;
+	mp_nat nat;
+	int nat_waiting, ep_waiting;
+	void (*on_ready)(agent *a);
 
 	/* inbox.c */
 	agent_mailbox *mailbox;
@@ -107,6 +121,14 @@ int agent_endpoints_gather(agent *a, void (*done)(agent *a));
 void agent_udp_close(agent *a);
 int agent_udp_send(agent *a, const mp_candidate *to, const uint8_t *buf, size_t len);
 
+/* nat.c: agent_endpoints_gather() and, with STUN servers, the NAT
+ * discovery beside it; done runs once both are over.  agent_nat_stop()
+ * cancels a discovery still running.  agent_cmd_nat() is the `nat`
+ * command: it returns the exit code. */
+int agent_gather_with_nat(agent *a, void (*done)(agent *a));
+void agent_nat_stop(agent *a);
+int agent_cmd_nat(agent *a);
+
 /* outbox.c: every send reports back once through cb (status: an
  * agent_smtp_status, 0 = queued by the submission server). */
 typedef void (*agent_sent_cb)(agent *a, int status, const char *detail, void *arg);
@@ -128,13 +150,23 @@ int agent_exit_for_mailbox(int status);
 agent_link *agent_link_new(agent *a, const mp_pubid *peer, int initiator,
                            const uint8_t conn_id[MP_PUNCH_CONN_ID_LEN],
                            const uint8_t secret[MP_PUNCH_SECRET_LEN]);
+/* Where the link's own signals (RANGE) go: through a host, or direct. */
+void agent_link_set_route(agent_link *l, const char *via_host, const char *direct_addr);
 void agent_link_add_candidates(agent_link *l, const mp_endpoints *ep);
+/* The peer's fresh endpoints and NAT (OFFER or ANSWER): starts the plan. */
+void agent_link_start_plan(agent_link *l, const mp_endpoints *peer);
+struct mp_range;
+void agent_link_on_range(agent_link *l, const struct mp_range *r);
 int agent_link_send_data(agent_link *l, const uint8_t *data, size_t len);
 const mp_pubid *agent_link_peer(const agent_link *l);
 const mp_candidate *agent_link_path(const agent_link *l);
 int agent_link_initiator(const agent_link *l);
 int agent_link_established(const agent_link *l);
+/* The socket the path was found on (the transport sends there). */
+int agent_link_path_fd(const agent_link *l);
+void agent_link_stats(const agent_link *l, unsigned long *packets, long *ms_to_path, const char **plan);
 void agent_link_free(agent_link *l);
+agent_link *agent_link_by_conn_id(agent *a, const uint8_t conn_id[MP_PUNCH_CONN_ID_LEN]);
 /* Routes a datagram to its link; 1 if consumed. */
 int agent_link_input(agent *a, const uint8_t *pkt, size_t len, const mp_candidate *from);
 

@@ -11,6 +11,7 @@
  *                        to CMD's stdin/stdout
  *     invite ADDRESS     direct mode: signal a friend by mail, no host
  *     status             identity, hosts, known peers, pending requests
+ *     nat                how the NAT in front behaves (STUN, RFC 5780)
  *
  * Output is for people by default; with --json every event is one JSON
  * object on its own line.  Exit codes: see enum agent_exit (agent.h)
@@ -37,10 +38,13 @@
 #include "transport.h"
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
+#include "mailpunch/natplan.h"
 #include "mailpunch/peers.h"
 
 #define OFFER 1
 #define ANSWER 2
+#define RANGE 3       /* NAT measurements (agent/traverse.c) */
+#define HELLO_EVERY_MS 1000
 #define MAX_PIPES 32
 
 /* What connect, listen and invite keep between events. */
@@ -188,6 +192,9 @@ print_peers(agent *a, const mp_msg *reply, const char *host)
 			fprintf(msg_fp, ",\"age\":%u,\"failed\":%s,\"candidates\":", p->age,
 			       p->flags & MP_PEER_FAILED ? "true" : "false");
 			json_str(cands);
+			fprintf(msg_fp, ",\"nat\":{\"mapping\":\"%s\",\"filtering\":\"%s\",\"allocation\":\"%s\",\"delta\":%d}",
+			        mp_nat_dep_name(p->ep.nat.mapping), mp_nat_dep_name(p->ep.nat.filtering),
+			        mp_nat_alloc_name(p->ep.nat.allocation), p->ep.nat.delta);
 			fprintf(msg_fp, "}");
 		} else {
 			fprintf(msg_fp, "  %s  %-16s  %5us ago  %s  %s\n", uid, p->name[0] ? p->name : "-", p->age,
@@ -211,6 +218,15 @@ say_event(agent *a, const char *event, agent_link *l, const char *text)
 	if (a->json) {
 		fprintf(msg_fp, "{\"event\":\"%s\",\"ms\":%ld,\"epoch_ms\":%lld,\"peer\":\"%s\",\"path\":\"%s\"",
 		       event, ms_since_start(), epoch_ms(), uid, path);
+		if (!text) {
+			unsigned long packets;
+			long punch_ms;
+			const char *plan;
+
+			agent_link_stats(l, &packets, &punch_ms, &plan);
+			fprintf(msg_fp, ",\"packets\":%lu,\"punch_ms\":%ld,\"plan\":", packets, punch_ms);
+			json_str(plan);
+		}
 		if (text) {
 			fprintf(msg_fp, ",\"message\":");
 			json_str(text);
@@ -375,6 +391,13 @@ parse_payload(const mp_msg *sig, const uint8_t **conn_id, const uint8_t **secret
 }
 
 /* ---------------------------------------------------------------- links */
+
+static void
+send_link_signal(agent *a, const mp_pubid *to, const char *via_host, const char *direct_addr,
+                 uint8_t kind, const uint8_t *payload, size_t len)
+{
+	agent_send_signal(a, to, via_host, direct_addr, kind, payload, len, NULL, NULL);
+}
 
 /* ---------------------------------------------------------------- transport */
 
@@ -631,6 +654,7 @@ start_attempt(agent *a, const mp_pubid *peer, const mp_endpoints *ep, const char
 		agent_finish(a, AGENT_EXIT_FAILURE);
 		return;
 	}
+	agent_link_set_route(f->link, f->via_host, direct_to);
 	mp_pubid_uid(peer, &f->link_uid);
 	uid_of(peer, uid);
 	agent_say(a, "connecting to %s", uid);
@@ -733,6 +757,21 @@ on_signal(agent *a, const mp_msg *sig, const char *from_addr, int direct)
 	size_t n;
 
 	uid_of(&sig->sender, uid);
+	if (sig->u.signal.kind == RANGE) {
+		/* the peer's NAT measurements for an attempt under way */
+		mp_range r;
+
+		if (sig->u.signal.payload_len < MP_PUNCH_CONN_ID_LEN ||
+		    mp_range_decode(sig->u.signal.payload + MP_PUNCH_CONN_ID_LEN,
+		                    sig->u.signal.payload_len - MP_PUNCH_CONN_ID_LEN, &r) != MP_OK) {
+			mp_log(MP_LOG_NOTICE, "range signal from %s: malformed payload", uid);
+			return;
+		}
+		if ((l = agent_link_by_conn_id(a, sig->u.signal.payload)) &&
+		    memcmp(agent_link_peer(l), &sig->sender, sizeof sig->sender) == 0)
+			agent_link_on_range(l, &r);
+		return;
+	}
 	if (parse_payload(sig, &conn_id, &secret, reply_addr) != MP_OK) {
 		mp_log(MP_LOG_NOTICE, "signal from %s: malformed payload", uid);
 		return;
@@ -740,7 +779,7 @@ on_signal(agent *a, const mp_msg *sig, const char *from_addr, int direct)
 	if (sig->u.signal.kind == ANSWER) {
 		/* the peer's fresh endpoints for our attempt */
 		if (f->link && memcmp(agent_link_peer(f->link), &sig->sender, sizeof sig->sender) == 0)
-			agent_link_add_candidates(f->link, &sig->u.signal.ep);
+			agent_link_start_plan(f->link, &sig->u.signal.ep);
 		return;
 	}
 	if (sig->u.signal.kind != OFFER || strcmp(f->command, "listen") != 0)
@@ -758,7 +797,8 @@ on_signal(agent *a, const mp_msg *sig, const char *from_addr, int direct)
 	fflush(msg_fp);
 	if (!(l = agent_link_new(a, &sig->sender, 0, conn_id, secret)))
 		return;
-	agent_link_add_candidates(l, &sig->u.signal.ep);
+	agent_link_set_route(l, direct ? NULL : from_addr, direct ? (reply_addr[0] ? reply_addr : from_addr) : NULL);
+	agent_link_start_plan(l, &sig->u.signal.ep);
 	/* answer with our endpoints by the same way it came */
 	n = signal_payload(payload, conn_id, NULL, NULL);
 	agent_send_signal(a, &sig->sender, from_addr, direct ? (reply_addr[0] ? reply_addr : from_addr) : NULL,
@@ -946,7 +986,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: %s [-c FILE] [--json] [--idle-timeout SEC] COMMAND [ARG]\n"
-	            "commands: id, register, connect [PEER], listen [--exec CMD], invite ADDRESS, status\n",
+	            "commands: id, register, connect [PEER], listen [--exec CMD], invite ADDRESS, status, nat\n",
 	        progname);
 }
 
@@ -960,6 +1000,7 @@ run_flow(agent *a, flow *f)
 	a->hooks.on_reply = connect_on_reply;
 	a->hooks.on_signal = on_signal;
 	a->hooks.on_link = on_link;
+	a->hooks.send_signal = send_link_signal;
 	if (agent_udp_open(a, err, sizeof err) != MP_OK) {
 		fprintf(stderr, "%s: %s\n", progname, err);
 		return AGENT_EXIT_FAILURE;
@@ -970,7 +1011,7 @@ run_flow(agent *a, flow *f)
 	event_add(sterm, NULL);
 	if (f->exec_cmd && (f->sigchld = evsignal_new(a->base, SIGCHLD, child_exited, a)))
 		event_add(f->sigchld, NULL);
-	if (agent_endpoints_gather(a, gathered) != MP_OK) {
+	if (agent_gather_with_nat(a, gathered) != MP_OK) {
 		fprintf(stderr, "%s: cannot gather endpoints\n", progname);
 		a->exit_code = AGENT_EXIT_FAILURE;
 	} else {
@@ -981,6 +1022,7 @@ run_flow(agent *a, flow *f)
 		agent_transport_free(a->transports[0]);
 	while (a->nlinks)
 		agent_link_free(a->links[0]);
+	agent_nat_stop(a);
 	agent_inbox_stop(a);
 	agent_udp_close(a);
 	if (f->sigchld)
@@ -1090,6 +1132,13 @@ main(int argc, char **argv)
 		return AGENT_EXIT_CONFIG;
 	}
 	mp_log_open(a.cfg->log_dest, progname, (mp_log_level)a.cfg->log_level);
+	/* nat needs no identity: it only asks STUN servers */
+	if (!strcmp(cmd, "nat")) {
+		rc = agent_cmd_nat(&a);
+		agent_settings_free(a.cfg);
+		mp_log_close();
+		return rc;
+	}
 	rc = load_identity(&a, !strcmp(cmd, "id"));
 	if (rc == AGENT_EXIT_OK && agent_state_load(a.cfg->state_dir, &a.state, (uint64_t)time(NULL), err,
 	                                            sizeof err) != MP_OK) {

@@ -66,6 +66,9 @@ typedef struct agent_settings {
 	char *subject_marker;      /* SubjectMarker */
 	long long reply_timeout;   /* ReplyTimeout */
 	long long punch_timeout;   /* PunchTimeout */
+	int port_prediction;       /* PortPrediction: no = plain simultaneous punching */
+	long long punch_rate;      /* PunchRate: NAT traversal packets per second */
+	long long birthday_sockets;/* BirthdaySockets: mappings opened against a random NAT */
 	long long reregister;      /* ReregisterInterval */
 	char *log_dest;            /* LogDestination */
 	int log_level;             /* LogLevel */

@@ -106,6 +106,7 @@ typedef struct dgram {
 struct agent_transport {
 	agent *a;
 	agent_link *link;
+	int fd;                 /* the socket the link's path was found on */
 	agent_transport_hooks hooks;
 	agent_transport_opts opts;
 	int server;
@@ -872,7 +873,7 @@ dest_for(const agent_transport *t, const ngtcp2_addr *r, struct sockaddr_storage
 static void
 send_packet(agent_transport *t, const ngtcp2_path *p, const uint8_t *buf, size_t len)
 {
-	int fd = p->remote.addr->sa_family == AF_INET ? t->a->udp_fd : t->a->udp6_fd;
+	int fd = t->fd;
 	struct sockaddr_storage to;
 	socklen_t tolen;
 
@@ -889,7 +890,7 @@ static int gso_unsupported;
 static void
 batch_flush(agent_transport *t)
 {
-	int fd = t->batch_to.ss_family == AF_INET ? t->a->udp_fd : t->a->udp6_fd;
+	int fd = t->fd;
 	size_t off;
 
 	if (!t->batch_n)
@@ -1367,7 +1368,9 @@ agent_transport_new(agent *a, agent_link *l, const agent_transport_opts *opts,
 	RAND_bytes(t->tag, TAG_LEN);
 	if (t->tag[0] == 'P')
 		t->tag[0] ^= 0x80;
-	fd = path->family == 4 ? a->udp_fd : a->udp6_fd;
+	/* the NAT traversal may have found the path on a socket of the
+	 * link's own (agent/traverse.c): only its mapping leads there */
+	fd = t->fd = agent_link_path_fd(l);
 	{
 		/* a burst of a fast sender must not overflow the default
 		 * 208 KiB: every drop is a loss to congestion control */

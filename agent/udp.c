@@ -206,6 +206,7 @@ agent_endpoints_gather(agent *a, void (*done)(agent *a))
 	size_t n = 0, total = 0, i;
 
 	memset(&a->ep, 0, sizeof a->ep);
+	a->ep.nat = a->nat;
 	if (a->cfg->announce.count) {
 		/* the admin knows better than the interface list */
 		for (i = 0; i < a->cfg->announce.count; i++) {

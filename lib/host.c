@@ -324,6 +324,31 @@ handle_relay(mp_host *h, const mp_host_config *cfg, const mp_host_input *in,
 	return MP_OK;
 }
 
+/* Only from a configured peer host; the seal proves the sender's key. */
+static int
+handle_sync(mp_host *h, const mp_host_config *cfg, const mp_host_input *in,
+            const mp_msg *m, mp_host_outcome *out)
+{
+	mp_sync_result r;
+	int p, rc;
+
+	if (m->sender_kind != MP_SENDER_HOST ||
+	    (p = mp_host_peer_find(cfg->peers, cfg->npeers, m->sender_host)) < 0)
+		return drop(out, MP_STAT_DROP_BADBLOCK, "table sync from a host that is not a peer");
+	rc = mp_hostsync_merge(h->table, &m->u.sync, in->now, cfg->max_age, cfg->max_future, &r);
+	if (rc != MP_OK)
+		return rc;
+	mp_table_count(h->table, MP_STAT_SYNC_MERGED, r.merged);
+	out->sync_peer = p;
+	out->sync_want_full = m->u.sync.want_full;
+	return drop(out, MP_STAT_SYNCS,
+	            "table sync from peer %s: %u entr%s, %zu merged, %zu not newer, %zu stale, "
+	            "%zu identity conflicts, %zu invalid%s",
+	            cfg->peers[p].addr, (unsigned)m->u.sync.nentries,
+	            m->u.sync.nentries == 1 ? "y" : "ies", r.merged, r.older, r.stale,
+	            r.conflicts, r.invalid, m->u.sync.want_full ? ", asks for our table" : "");
+}
+
 static mp_stat
 stat_for_open_error(int rc)
 {
@@ -377,6 +402,7 @@ process(mp_host *h, const mp_host_config *cfg, const mp_host_input *in, mp_host_
 	int rc, ok;
 
 	memset(out, 0, sizeof *out);
+	out->sync_peer = -1;
 	if (in->is_auto || in->env_from[0] == '\0')
 		return drop(out, MP_STAT_DROP_AUTO, "auto-submitted, list or bounce mail");
 	if (in->client_addr && mp_ratelimit_take(h->per_client, in->client_addr, in->now) != MP_OK)
@@ -405,6 +431,9 @@ process(mp_host *h, const mp_host_config *cfg, const mp_host_input *in, mp_host_
 	case MP_MSG_RELAY:
 		rc = handle_relay(h, cfg, in, m, out);
 		break;
+	case MP_MSG_TABLE_SYNC:
+		rc = handle_sync(h, cfg, in, m, out);
+		break;
 	default:
 		/* a SIGNAL or host block sealed to us makes no sense here */
 		rc = drop(out, MP_STAT_DROP_BADBLOCK, "unexpected %s block", mp_msg_type_name(m->type));
@@ -420,6 +449,10 @@ mp_host_process(mp_host *h, const mp_host_config *cfg, const mp_host_input *in,
 {
 	int rc = process(h, cfg, in, out);
 
+	/* A local failure (table backend away, memory) tempfails the mail:
+	 * its retry must not be refused as a replay. */
+	if (rc != MP_OK)
+		mp_host_cancel(h, out);
 	/* Mail that gets no answer is counted here, by reason; what is sent
 	 * is counted by the caller once it is really on its way. */
 	if (rc == MP_OK && out->action == MP_HOST_DROP)

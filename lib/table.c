@@ -41,21 +41,44 @@ entry_ok(const mp_table_entry *e)
 	return 1;
 }
 
-int
-mp_table_upsert(mp_table *t, const mp_table_entry *e, int *was_new)
+static int
+upsert(mp_table *t, const mp_table_entry *e, int if_newer, int *was_new)
 {
 	int rc;
 
 	if (!t || !e || !entry_ok(e))
 		return MP_ERR_INVAL;
-	rc = t->ops->upsert(t, e, 0, was_new);
+	rc = t->ops->upsert(t, e, 0, if_newer, was_new);
 	if (rc != MP_TABLE_NEED_VERIFY)
 		return rc;
 	if (!mp_pubid_matches_uid(&e->id, &e->uid))
 		return MP_ERR_INVAL;
-	rc = t->ops->upsert(t, e, 1, was_new);
+	rc = t->ops->upsert(t, e, 1, if_newer, was_new);
 	/* A verified upsert never asks again; keep the contract visible. */
 	return rc == MP_TABLE_NEED_VERIFY ? MP_ERR_INVAL : rc;
+}
+
+int
+mp_table_upsert(mp_table *t, const mp_table_entry *e, int *was_new)
+{
+	int rc = upsert(t, e, 0, was_new);
+
+	return rc == MP_TABLE_NOT_NEWER ? MP_ERR_INVAL : rc;
+}
+
+int
+mp_table_merge(mp_table *t, const mp_table_entry *e, int *applied)
+{
+	int rc, was_new;
+
+	if (applied)
+		*applied = 0;
+	rc = upsert(t, e, 1, &was_new);
+	if (rc == MP_TABLE_NOT_NEWER)
+		return MP_OK;
+	if (rc == MP_OK && applied)
+		*applied = 1;
+	return rc;
 }
 
 int
@@ -165,6 +188,9 @@ mp_stat_name(mp_stat which)
 		[MP_STAT_RATELIMITED] = "ratelimited",
 		[MP_STAT_EVICTIONS] = "evictions",
 		[MP_STAT_EXPIRATIONS] = "expirations",
+		[MP_STAT_SYNCS] = "syncs",
+		[MP_STAT_SYNC_MERGED] = "sync_merged",
+		[MP_STAT_FORWARDED] = "forwarded",
 	};
 
 	if ((unsigned)which >= MP_STAT_COUNT || !names[which])

@@ -29,9 +29,14 @@
 
 /* Positive on purpose: never confused with an mp_err. */
 #define MP_TABLE_NEED_VERIFY 1
+/* A merge found the stored entry as new or newer: nothing changed. */
+#define MP_TABLE_NOT_NEWER 2
 
 struct mp_table_ops {
-	int (*upsert)(mp_table *t, const mp_table_entry *e, int verified, int *was_new);
+	/* if_newer: leave a present entry alone unless e->time is later
+	 * (MP_TABLE_NOT_NEWER); the identity conflict is reported first. */
+	int (*upsert)(mp_table *t, const mp_table_entry *e, int verified, int if_newer,
+	              int *was_new);
 	int (*select)(mp_table *t, const mp_uid *exclude, uint64_t now, uint64_t max_age,
 	              mp_table_entry *out, size_t max, size_t *n);
 	int (*get)(mp_table *t, const mp_uid *uid, mp_table_entry *out);

@@ -702,7 +702,7 @@ prefetch_update(const struct shm_table *t, const struct shm_entry *x)
 }
 
 static int
-shm_upsert(mp_table *tt, const mp_table_entry *e, int verified, int *was_new)
+shm_upsert(mp_table *tt, const mp_table_entry *e, int verified, int if_newer, int *was_new)
 {
 	struct shm_table *t = ST(tt);
 	struct shm_header *h = t->h;
@@ -722,6 +722,10 @@ shm_upsert(mp_table *tt, const mp_table_entry *e, int verified, int *was_new)
 		prefetch_update(t, x);
 		if (memcmp(&x->id, &e->id, sizeof e->id) != 0) {
 			rc = MP_ERR_CONFLICT;
+			goto out;
+		}
+		if (if_newer && x->time >= e->time) {
+			rc = MP_TABLE_NOT_NEWER;
 			goto out;
 		}
 		undo_begin(t, i);

@@ -12,6 +12,7 @@
  * Every log line about a message starts with its queue ID.
  */
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "mailpunch/log.h"
 #include "mailpunch/mail.h"
 #include "state.h"
+#include "sync.h"
 
 #define MAX_RCPTS 1000
 
@@ -43,6 +45,7 @@ typedef struct message {
 	char *body;
 	size_t body_len, body_cap;
 	int too_big;
+	uint64_t peer_rcpts;                /* bit p: Peer p's address is a recipient too */
 	milter_snapshot *snap;
 } message;
 
@@ -123,7 +126,7 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 
 	if (!c)
 		return SMFIS_TEMPFAIL;
-	*pf0 = f0 & SMFIF_DELRCPT;
+	*pf0 = f0 & (SMFIF_DELRCPT | SMFIF_ADDRCPT);
 	*pf1 = f1 & want;
 	*pf2 = 0;
 	*pf3 = 0;
@@ -186,7 +189,18 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 		return SMFIS_CONTINUE;
 	m->nrcpts++;
 	strip_brackets(argv[0] ? argv[0] : "", addr, sizeof addr);
-	if (!mp_host_is_rendezvous(&m->snap->hc, addr) || m->nrdv >= MAX_RCPTS)
+	if (!mp_host_is_rendezvous(&m->snap->hc, addr)) {
+		size_t p;
+
+		/* Another host of ours gets this mail too (seed 001: one request
+		 * carrying several hosts' addresses): only configured peers are
+		 * recognised as such; any other address is just a recipient. */
+		for (p = 0; p < m->snap->hc.npeers; p++)
+			if (strcasecmp(addr, m->snap->peers[p].addr) == 0)
+				m->peer_rcpts |= UINT64_C(1) << p;
+		return SMFIS_CONTINUE;
+	}
+	if (m->nrdv >= MAX_RCPTS)
 		return SMFIS_CONTINUE;
 	grown = realloc(m->rdv_rcpts, (m->nrdv + 1) * sizeof *grown);
 	if (!grown)
@@ -299,6 +313,69 @@ finish_request(SMFICTX *ctx, message *m)
 	return SMFIS_ACCEPT;
 }
 
+/*
+ * Representative mode (seed 001): request mail is passed on, unchanged
+ * and with its sender, to the peer hosts in turn, so that each gets an
+ * equal share; peers in PeerDown are skipped.  The MTA does the passing
+ * on: the peer's address is added as a recipient and ours removed.  Mail
+ * from the peers (TABLE_SYNC) and mail nobody should answer stays here.
+ * 1 if forwarded (the caller accepts the mail), 0 to process it here.
+ */
+static int
+forward_to_peer(SMFICTX *ctx, message *m)
+{
+	static atomic_uint turn;
+	static _Atomic uint64_t sent[MILTER_MAX_PEERS];
+	const milter_snapshot *snap = m->snap;
+	mp_mail_limits lim = { .max_size = (size_t)snap->settings->max_message_size };
+	mp_block_header hdr;
+	uint8_t *blk = NULL;
+	size_t blk_len, i, n = snap->hc.npeers;
+	char rcpt[MP_ADDR_MAX + 3];
+	uint64_t now = (uint64_t)time(NULL);
+	int p = -1;
+
+	if (m->is_auto || m->env_from[0] == '\0' || n == 0)
+		return 0;
+	if (mp_mail_find_block(m->content_type, m->cte, m->body ? m->body : "", m->body_len, &lim,
+	                       &blk, &blk_len) == MP_OK) {
+		int peeked = mp_block_peek(blk, blk_len, &hdr);
+
+		free(blk);
+		if (peeked == MP_OK && hdr.sender_kind == MP_SENDER_HOST)
+			return 0;       /* a peer's sync: ours to read */
+	}
+	for (i = 0; i < n && p < 0; i++) {
+		unsigned k = atomic_fetch_add(&turn, 1) % (unsigned)n;
+
+		/* a peer that is a recipient already answers it: once per host */
+		if (milter_sync_peer_usable(snap, (int)k, now) && !(m->peer_rcpts & (UINT64_C(1) << k)))
+			p = (int)k;
+	}
+	if (p < 0 && m->peer_rcpts) {
+		/* every peer up already has it: nothing left for us to do */
+		mp_log_id(MP_LOG_INFO, m->qid, "request from <%s> already addressed to the peers",
+		          m->env_from);
+		for (i = 0; i < m->nrdv; i++)
+			smfi_delrcpt(ctx, m->rdv_rcpts[i]);
+		return 1;
+	}
+	if (p < 0)
+		return 0;           /* every peer down: answer ourselves */
+	snprintf(rcpt, sizeof rcpt, "<%s>", snap->peers[p].addr);
+	if (smfi_addrcpt(ctx, rcpt) != MI_SUCCESS)
+		return 0;
+	for (i = 0; i < m->nrdv; i++)
+		if (smfi_delrcpt(ctx, m->rdv_rcpts[i]) != MI_SUCCESS)
+			mp_log_id(MP_LOG_WARNING, m->qid, "cannot remove rendezvous recipient %s",
+			          m->rdv_rcpts[i]);
+	mp_table_count(milter.table, MP_STAT_FORWARDED, 1);
+	mp_log_id(MP_LOG_INFO, m->qid, "request from <%s> forwarded to peer %s (%llu so far)",
+	          m->env_from, snap->peers[p].addr,
+	          (unsigned long long)atomic_fetch_add(&sent[p], 1) + 1);
+	return 1;
+}
+
 static sfsistat
 process(SMFICTX *ctx, connection *c, message *m)
 {
@@ -310,6 +387,8 @@ process(SMFICTX *ctx, connection *c, message *m)
 
 	set_qid(ctx, m);
 	s = m->snap->settings;
+	if (s->representative && !m->too_big && forward_to_peer(ctx, m))
+		return SMFIS_ACCEPT;
 	if (m->too_big) {
 		mp_table_count(milter.table, MP_STAT_DROP_TOOBIG, 1);
 		mp_log_id(MP_LOG_NOTICE, m->qid, "rendezvous mail from <%s> over MaxMessageSize, rejected",
@@ -331,20 +410,25 @@ process(SMFICTX *ctx, connection *c, message *m)
 	in.body_len = m->body_len;
 	in.now = (uint64_t)time(NULL);
 
+	if (m->env_from[0] == '\0' && m->snap->hc.npeers && m->body &&
+	    milter_sync_bounce(m->snap, m->body, m->body_len, (uint64_t)time(NULL)) > 0)
+		mp_log_id(MP_LOG_INFO, m->qid, "bounce of mail to a peer host");
+	if (m->peer_rcpts)
+		mp_log_id(MP_LOG_DEBUG, m->qid, "also addressed to peer host(s): mask %#llx",
+		          (unsigned long long)m->peer_rcpts);
 	rc = mp_host_process(milter.host, &m->snap->hc, &in, &out);
 	if (rc != MP_OK)
 		return tempfail(ctx, m, mp_strerror(rc));
 	if (out.action == MP_HOST_DROP) {
-		mp_log_id(out.stat == MP_STAT_NOTICES ? MP_LOG_INFO : MP_LOG_NOTICE, m->qid,
-		          "%s (from <%s>): no answer", out.detail, m->env_from);
+		if (out.sync_peer >= 0 && out.sync_want_full)
+			milter_sync_request_full(out.sync_peer);
+		mp_log_id(out.stat == MP_STAT_NOTICES || out.stat == MP_STAT_SYNCS ? MP_LOG_INFO
+		                                                                   : MP_LOG_NOTICE,
+		          m->qid, "%s (from <%s>)%s", out.detail, m->env_from,
+		          out.stat == MP_STAT_SYNCS ? "" : ": no answer");
 		return finish_request(ctx, m);
 	}
-	if (s->inject_socket)
-		rc = milter_inject_smtp(s->inject_socket, out.from, out.to, out.mail, out.mail_len,
-		                        (unsigned)s->inject_timeout, err, sizeof err);
-	else
-		rc = milter_inject(s->sendmail, out.from, out.to, out.mail, out.mail_len,
-		                   (unsigned)s->inject_timeout, err, sizeof err);
+	rc = milter_send(s, out.from, out.to, out.mail, out.mail_len, err, sizeof err);
 	if (rc != MP_OK) {
 		mp_host_cancel(milter.host, &out);
 		mp_host_outcome_free(&out);
@@ -400,7 +484,7 @@ cb_close(SMFICTX *ctx)
 struct smfiDesc milter_desc = {
 	.xxfi_name = (char *)"mailpunch-milter",
 	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_DELRCPT,
+	.xxfi_flags = SMFIF_DELRCPT | SMFIF_ADDRCPT,
 	.xxfi_connect = cb_connect,
 	.xxfi_envfrom = cb_envfrom,
 	.xxfi_envrcpt = cb_envrcpt,

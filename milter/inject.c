@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "inject.h"
+#include "settings.h"
 #include "mailpunch/error.h"
 
 #define MAX_ARGS 32
@@ -185,4 +186,15 @@ milter_inject(const char *command, const char *from, const char *to, const char 
 	}
 	free(buf);
 	return rc;
+}
+
+int
+milter_send(const struct milter_settings *s, const char *from, const char *to,
+            const char *mail, size_t len, char *err, size_t errlen)
+{
+	if (s->inject_socket)
+		return milter_inject_smtp(s->inject_socket, from, to, mail, len,
+		                          (unsigned)s->inject_timeout, err, errlen);
+	return milter_inject(s->sendmail, from, to, mail, len, (unsigned)s->inject_timeout,
+	                     err, errlen);
 }

@@ -34,4 +34,9 @@ int milter_inject_smtp(const char *sockspec, const char *from, const char *to,
                        const char *mail, size_t len, unsigned timeout, char *err, size_t errlen);
 void milter_inject_smtp_close(void);
 
+/* Whichever of the two the settings ask for (InjectSocket or not). */
+struct milter_settings;
+int milter_send(const struct milter_settings *s, const char *from, const char *to,
+                const char *mail, size_t len, char *err, size_t errlen);
+
 #endif

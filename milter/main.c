@@ -30,6 +30,7 @@
 #include "callbacks.h"
 #include "config.h"
 #include "control_server.h"
+#include "sync.h"
 #include "inject.h"
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
@@ -292,8 +293,8 @@ start(const char *config_path, int foreground, int check_only)
 	}
 	milter_snapshot_publish(snap);
 
-	rc = mp_table_shm_open(s->table, (size_t)s->table_capacity, MP_TABLE_CREATE,
-	                       s->table_mode_bits, &milter.table);
+	rc = mp_table_open(s->table, (size_t)s->table_capacity, MP_TABLE_CREATE,
+	                   s->table_mode_bits, &milter.table);
 	if (rc == MP_OK && uid != getuid() && s->table[0] == '/' && strchr(s->table + 1, '/')) {
 		/* a file-backed table must stay writable after the drop */
 		if (chown(s->table, uid, gid) != 0)
@@ -352,7 +353,8 @@ start(const char *config_path, int foreground, int check_only)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (pthread_create(&maint_thread, NULL, maintenance, NULL) != 0 ||
-	    control_server_start(err, sizeof err) != MP_OK) {
+	    control_server_start(err, sizeof err) != MP_OK ||
+	    (s->peer_lines.count && milter_sync_start() != MP_OK)) {
 		mp_log(MP_LOG_ERR, "cannot start threads: %s", strerror(errno));
 		goto fail;
 	}
@@ -365,6 +367,7 @@ start(const char *config_path, int foreground, int check_only)
 	stopping = 1;
 	pthread_kill(maint_thread, SIGUSR1);
 	pthread_join(maint_thread, NULL);
+	milter_sync_stop();
 	control_server_stop();
 	milter_inject_smtp_close();
 	if (pid_file[0])
@@ -375,6 +378,7 @@ start(const char *config_path, int foreground, int check_only)
 	mp_log_close();
 	return rc == MI_SUCCESS ? 0 : EX_OSERR_;
 fail:
+	milter_sync_stop();
 	control_server_stop();
 	mp_host_free(milter.host);
 	mp_table_close(milter.table);

@@ -9,6 +9,7 @@
 
 #include "mailpunch/error.h"
 #include "mailpunch/ratelimit.h"
+#include "mailpunch/table.h"
 #include "settings.h"
 
 #define OPT(key, type, field, min, max, deflt, req) \
@@ -43,6 +44,11 @@ static const mp_cfg_option options[] = {
 	OPT("SendmailCommand", MP_CFG_STRING, sendmail, 0, 0, "/usr/sbin/sendmail -i", 0),
 	OPT("InjectSocket", MP_CFG_SOCKET, inject_socket, 0, 0, NULL, 0),
 	OPT("InjectTimeout", MP_CFG_DURATION, inject_timeout, 1, 600, "60s", 0),
+	OPT("Peer", MP_CFG_LINES, peer_lines, 0, 0, NULL, 0),
+	OPT("SyncInterval", MP_CFG_DURATION, sync_interval, 0, 86400, "5m", 0),
+	OPT("Representative", MP_CFG_BOOL, representative, 0, 0, "no", 0),
+	OPT("PeerDown", MP_CFG_ADDRLIST, peers_down, 0, 0, NULL, 0),
+	OPT("PeerRetry", MP_CFG_DURATION, peer_retry, 1, 7 * 86400LL, "10m", 0),
 };
 
 static int
@@ -76,12 +82,22 @@ derive(const char *path, milter_settings *s, char *err, size_t errlen)
 		         "writes in Authentication-Results)", path);
 		return MP_ERR_CONFIG;
 	}
-	if (s->table[0] != '/') {
-		snprintf(err, errlen, "%s: Table is /name (shared memory) or an absolute file path", path);
+	if (s->table[0] != '/' && !mp_table_is_redis(s->table)) {
+		snprintf(err, errlen, "%s: Table is /name (shared memory), an absolute file path "
+		         "or redis://host:port/db?prefix=name", path);
 		return MP_ERR_CONFIG;
 	}
 	if (strlen(s->subject_marker) > 64 || strpbrk(s->subject_marker, "\r\n")) {
 		snprintf(err, errlen, "%s: SubjectMarker is at most 64 characters", path);
+		return MP_ERR_CONFIG;
+	}
+	if (s->peer_lines.count > MILTER_MAX_PEERS) {
+		snprintf(err, errlen, "%s: at most %d Peer entries", path, MILTER_MAX_PEERS);
+		return MP_ERR_CONFIG;
+	}
+	if (s->representative && s->peer_lines.count == 0) {
+		snprintf(err, errlen, "%s: Representative needs Peer entries (the hosts to pass "
+		         "requests on to)", path);
 		return MP_ERR_CONFIG;
 	}
 	if (s->sendmail[0] != '/') {

@@ -18,12 +18,14 @@
 #include "mailpunch/config.h"
 #include "mailpunch/log.h"
 
+#define MILTER_MAX_PEERS 32
+
 typedef struct milter_settings {
 	char *socket;                  /* Socket */
 	char *socket_mode;             /* SocketMode, octal text */
 	mp_strlist rendezvous;         /* RendezvousAddress */
 	char *host_key;                /* HostKey */
-	char *table;                   /* Table: "/name" (shm) or a file path */
+	char *table;                   /* Table: "/name" (shm), a file path, redis://... */
 	long long table_capacity;      /* TableCapacity */
 	char *table_mode;              /* TableMode */
 	long long entry_lifetime;      /* EntryLifetime, seconds */
@@ -47,6 +49,11 @@ typedef struct milter_settings {
 	char *sendmail;                /* SendmailCommand */
 	char *inject_socket;           /* InjectSocket: SMTP instead of sendmail */
 	long long inject_timeout;      /* InjectTimeout, seconds */
+	mp_strlist peer_lines;         /* Peer "ADDRESS KEY", repeatable */
+	long long sync_interval;       /* SyncInterval, seconds; 0 = no pushes */
+	int representative;            /* Representative */
+	mp_strlist peers_down;         /* PeerDown */
+	long long peer_retry;          /* PeerRetry: a bounced peer rests this long */
 
 	/* derived by milter_settings_load() */
 	unsigned socket_mode_bits, table_mode_bits, control_mode_bits;

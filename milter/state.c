@@ -29,6 +29,7 @@ milter_snapshot_new(milter_settings *s, const milter_snapshot *prev, milter_snap
                     char *err, size_t errlen)
 {
 	milter_snapshot *snap = calloc(1, sizeof *snap);
+	size_t i;
 	int rc;
 
 	if (!snap) {
@@ -57,6 +58,18 @@ milter_snapshot_new(milter_settings *s, const milter_snapshot *prev, milter_snap
 	snap->hc.require_auth_pass = s->require_auth_pass;
 	snap->hc.subject_marker = s->subject_marker;
 	snap->hc.max_message_size = (size_t)s->max_message_size;
+	for (i = 0; i < s->peer_lines.count && i < MILTER_MAX_PEERS; i++) {
+		rc = mp_host_peer_parse(s->peer_lines.items[i], &snap->peers[i]);
+		if (rc != MP_OK) {
+			snprintf(err, errlen, "Peer %s: %s (want ADDRESS and an mph1. key or a key file)",
+			         s->peer_lines.items[i], mp_strerror(rc));
+			snapshot_free(snap);
+			return MP_ERR_CONFIG;
+		}
+		snap->peer_down[i] = mp_strlist_contains(&s->peers_down, snap->peers[i].addr);
+	}
+	snap->hc.peers = snap->peers;
+	snap->hc.npeers = i;
 	*out = snap;
 	return MP_OK;
 }

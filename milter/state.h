@@ -24,6 +24,8 @@ typedef struct milter_snapshot {
 	milter_settings *settings;
 	mp_hostkey *key;
 	mp_host_config hc;
+	mp_host_peer peers[MILTER_MAX_PEERS];   /* hc.peers points here */
+	int peer_down[MILTER_MAX_PEERS];        /* listed in PeerDown */
 	int refs;                    /* users + 1 while published */
 } milter_snapshot;
 

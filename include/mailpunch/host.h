@@ -10,6 +10,11 @@
  *   MP_HOST_DROP    nothing to send (garbage, stale, replay, auto-mail,
  *                   a failure notice that was applied, ...); `stat` tells
  *                   which counter to blame and `detail` what to log;
+ *                   A TABLE_SYNC from a configured peer host is merged
+ *                   (hostsync.h) and also ends as DROP with stat
+ *                   MP_STAT_SYNCS, sync_peer set, and sync_want_full if
+ *                   the peer asked for our whole table (the caller
+ *                   sends it: it can take several mails);
  *   MP_HOST_SEND    send outcome.mail (a complete RFC 5322 message, CRLF)
  *                   from outcome.from to outcome.to: a REPLY to a REQUEST,
  *                   or a SIGNAL relayed to its target member.
@@ -31,6 +36,7 @@
 #include <stdint.h>
 
 #include "mailpunch/config.h"
+#include "mailpunch/hostsync.h"
 #include "mailpunch/keys.h"
 #include "mailpunch/table.h"
 
@@ -44,6 +50,8 @@ typedef struct mp_host_config {
 	int require_auth_pass;            /* and upstream SPF/DKIM vouched for it */
 	const char *subject_marker;       /* e.g. "[mailpunch]" */
 	size_t max_message_size;          /* body bytes considered */
+	const mp_host_peer *peers;        /* other hosts of the community */
+	size_t npeers;
 } mp_host_config;
 
 typedef struct mp_host_limits {
@@ -88,6 +96,8 @@ typedef struct mp_host_outcome {
 	char detail[256];                 /* for the log: never a secret */
 	uint8_t session_id[MP_SESSION_ID_LEN];
 	int replay_recorded;              /* session ID entered the cache */
+	int sync_peer;                    /* TABLE_SYNC: index in cfg->peers, else -1 */
+	int sync_want_full;               /* ... and it asked for our whole table */
 } mp_host_outcome;
 
 int mp_host_new(mp_table *table, const mp_host_limits *limits, mp_host **out);

@@ -5,9 +5,10 @@
  * bounded: newest first, the oldest entry overwritten when full, entries
  * older than the configured age never handed out, failure flags.
  *
- * Interface: an mp_table is opened on a storage backend (today POSIX
- * shared memory or a file-backed mapping, see mp_table_shm_open(); a
- * Redis backend for MX clusters may come later) and then used through
+ * Interface: an mp_table is opened on a storage backend (POSIX shared
+ * memory or a file-backed mapping, see mp_table_shm_open(); or Redis,
+ * shared by the MX machines of a cluster, see mp_table_redis_open();
+ * mp_table_open() picks one by the spec's form) and then used through
  * the backend-neutral functions below, which are safe to call from many
  * threads and from several processes attached to the same table.
  * Counters (mp_stat) live with the table so that they survive a restart
@@ -56,6 +57,9 @@ typedef enum mp_stat {
 	MP_STAT_RATELIMITED,       /* refused by a rate limit */
 	MP_STAT_EVICTIONS,         /* oldest overwritten because full */
 	MP_STAT_EXPIRATIONS,       /* removed for age */
+	MP_STAT_SYNCS,             /* TABLE_SYNC blocks accepted from peer hosts */
+	MP_STAT_SYNC_MERGED,       /* entries they brought that were newer */
+	MP_STAT_FORWARDED,         /* requests a representative passed on */
 	MP_STAT_COUNT
 } mp_stat;
 
@@ -88,6 +92,26 @@ int mp_table_shm_open(const char *name, size_t capacity, int flags, unsigned mod
                       mp_table **out);
 /* Removes the storage (not the attached mappings). */
 int mp_table_shm_unlink(const char *name);
+
+/* Largest capacity mp_table_redis_open() accepts. */
+#define MP_TABLE_REDIS_MAX_CAPACITY ((size_t)1 << 26)
+
+/*
+ * url "redis://HOST[:PORT][/DB][?prefix=NAME]" (port 6379, db 0, prefix
+ * "mailpunch" by default): the table lives in Redis under keys starting
+ * with NAME, so several milters on several machines share it with the
+ * semantics above (every mutation is one atomic server-side script).
+ * capacity and MP_TABLE_CREATE as for mp_table_shm_open().  When Redis
+ * cannot be reached, at open or later, calls return MP_ERR_UNAVAILABLE
+ * (the milter tempfails: never an answer from a table it cannot read).
+ */
+int mp_table_redis_open(const char *url, size_t capacity, int flags, mp_table **out);
+/* Deletes the table's keys. */
+int mp_table_redis_unlink(const char *url);
+/* 1 if spec is a redis:// URL. */
+int mp_table_is_redis(const char *spec);
+/* mp_table_redis_open() for a redis:// URL, else mp_table_shm_open(). */
+int mp_table_open(const char *spec, size_t capacity, int flags, unsigned mode, mp_table **out);
 void mp_table_close(mp_table *t);
 
 /* Insert or replace the entry for e->uid, placed by e->time: normally
@@ -102,6 +126,12 @@ void mp_table_close(mp_table *t);
  * ncand > MP_MAX_CANDIDATES, or a stored candidate (the first
  * MP_TABLE_CAND) with a family other than 4 or 6 or a kind over 127. */
 int mp_table_upsert(mp_table *t, const mp_table_entry *e, int *was_new);
+/* A merge from another host (TABLE_SYNC): as mp_table_upsert(), except
+ * that an entry already present is only replaced by a strictly newer
+ * one (e->time later), so merging the same entries again, or in any
+ * order, changes nothing.  *applied (may be NULL) says whether it was
+ * stored.  MP_ERR_CONFLICT as for upsert, whatever the times. */
+int mp_table_merge(mp_table *t, const mp_table_entry *e, int *applied);
 /* Up to max entries, newest first, skipping exclude (may be NULL; not
  * counted against max) and entries older than max_age seconds before
  * now (max_age 0: no limit; entries dated after now are included).

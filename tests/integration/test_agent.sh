@@ -259,6 +259,10 @@ if command -v turnserver >/dev/null; then
 	agent alice register
 	check "with a STUN server, registration succeeds (exit $rc)" test "$rc" = 0
 	check "... announcing the server-reflexive endpoint STUN reported" grep -Eq '^  srflx 127\.0\.0\.1:[0-9]+$' "$dir/last.out"
+	check "... and the NAT discovered beside it (no NAT on loopback)" grep -q '^nat: mapping no-nat,' "$dir/last.out"
+	agent bob --json register
+	check "... which the REQUEST carried: bob's reply shows alice's NAT" \
+		grep -q '"name":"alice"[^}]*"nat":{"mapping":"no-nat"' "$dir/last.out"
 	write_conf alice
 else
 	echo "# coturn not installed: STUN checks skipped"

@@ -203,7 +203,7 @@ myorigin = \$mydomain
 mydestination = \$mydomain, localhost
 # Postfix only accepts interface addresses here (lo has 127.0.0.1/8); the
 # listeners in master.cf bind to the chosen loopback address explicitly.
-inet_interfaces = 127.0.0.1
+inet_interfaces = 127.0.0.1$([ "${host#127.}" = "$host" ] && echo ", $host")
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_banner = \$myhostname ESMTP mailenv
@@ -468,9 +468,11 @@ _mailenv_start_impl() (
 			dir=$1; shift ;;
 		esac
 	done
-	[ -n "$dir" ] || { _mailenv_err "usage: mailenv_start DIR [--domain D] [--host 127.X.Y.Z] [--milter SOCKSPEC]"; return 2; }
-	if ! [[ $host =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]]; then
-		_mailenv_err "--host must be a loopback address 127.x.y.z: $host"
+	[ -n "$dir" ] || { _mailenv_err "usage: mailenv_start DIR [--domain D] [--host 127.X.Y.Z|198.18.X.Y] [--milter SOCKSPEC]"; return 2; }
+	# 198.18.0.0/15 (RFC 2544 test labs): only inside a network namespace
+	# of a test's own, like the NAT lab's public network (tests/natlab)
+	if ! [[ $host =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ || $host =~ ^198\.1[89]\.[0-9]{1,3}\.[0-9]{1,3}$ ]]; then
+		_mailenv_err "--host must be a loopback address 127.x.y.z (or a lab address 198.18-19.x.y in a namespace): $host"
 		return 2
 	fi
 	[ "$(id -u)" -eq 0 ] || { _mailenv_err "must run as root"; return 1; }

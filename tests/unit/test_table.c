@@ -8,6 +8,13 @@
  * foreign or mismatched storage, and a file-backed table across
  * close/reopen.  Every test checks the whole structure afterwards with
  * mp_table_shm_debug_check().
+ *
+ * Built a second time with MP_TEST_REDIS defined (test_table_redis): the
+ * contract tests and the threads then run against the Redis backend, on
+ * a redis-server this program starts on a loopback port, so both
+ * backends are held to the same semantics; Redis-only tests (URL forms,
+ * the server going away and coming back) follow.  Skipped (77) when
+ * redis-server is not installed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,12 +38,35 @@
 
 /* ---------------------------------------------------------------- helpers */
 
+#ifdef MP_TEST_REDIS
+static int redis_port;          /* of the server main() started */
+
+static void
+table_name(char *buf, size_t len, const char *what)
+{
+	snprintf(buf, len, "redis://127.0.0.1:%d?prefix=t%ld-%s", redis_port, (long)getpid(), what);
+	mp_table_redis_unlink(buf);
+}
+
+static int
+table_unlink(const char *name)
+{
+	return mp_table_redis_unlink(name);
+}
+#else
 static void
 table_name(char *buf, size_t len, const char *what)
 {
 	snprintf(buf, len, "/mp-test-table-%ld-%s", (long)getpid(), what);
 	mp_table_shm_unlink(buf);       /* a leftover from a crashed run */
 }
+
+static int
+table_unlink(const char *name)
+{
+	return mp_table_shm_unlink(name);
+}
+#endif
 
 static uint64_t
 mix(uint64_t x)
@@ -104,10 +134,27 @@ present(mp_table *t, unsigned n)
 static void
 consistent(mp_table *t)
 {
+#ifdef MP_TEST_REDIS
+	/* What can be seen from outside: as many entries as counted, newest
+	 * first, every uid derived from its key. */
+	static mp_table_entry all[1024];
+	mp_table_stats st;
+	size_t n, i;
+
+	mp_table_stats_get(t, &st);
+	ck_assert_uint_le(st.entries, 1024);
+	ck_assert_int_eq(mp_table_select(t, NULL, 0, 0, all, 1024, &n), MP_OK);
+	ck_assert_uint_eq(n, st.entries);
+	for (i = 0; i < n; i++) {
+		ck_assert(mp_pubid_matches_uid(&all[i].id, &all[i].uid));
+		ck_assert(i == 0 || all[i].time <= all[i - 1].time);
+	}
+#else
 	char why[256];
 	int rc = mp_table_shm_debug_check(t, 1, why, sizeof why);
 
 	ck_assert_msg(rc == MP_OK, "table inconsistent: %s", why);
+#endif
 }
 
 static uint64_t
@@ -133,7 +180,7 @@ fresh(const char *name, size_t cap)
 {
 	mp_table *t = NULL;
 
-	ck_assert_int_eq(mp_table_shm_open(name, cap, MP_TABLE_CREATE, 0600, &t), MP_OK);
+	ck_assert_int_eq(mp_table_open(name, cap, MP_TABLE_CREATE, 0600, &t), MP_OK);
 	ck_assert_ptr_nonnull(t);
 	return t;
 }
@@ -143,7 +190,7 @@ done(mp_table *t, const char *name)
 {
 	consistent(t);
 	mp_table_close(t);
-	ck_assert_int_eq(mp_table_shm_unlink(name), MP_OK);
+	ck_assert_int_eq(table_unlink(name), MP_OK);
 }
 
 /* ---------------------------------------------------------------- contract */
@@ -397,6 +444,7 @@ START_TEST(expiry)
 }
 END_TEST
 
+#ifndef MP_TEST_REDIS
 /* The list is sorted by time, so select stops at the first entry that
  * is too old instead of scanning on.  Made visible by giving the oldest
  * entry, behind the lock's back, a fresh time: it is not reached. */
@@ -433,6 +481,8 @@ START_TEST(select_stops_at_first_too_old)
 	done(t, name);
 }
 END_TEST
+
+#endif
 
 START_TEST(flags)
 {
@@ -486,6 +536,49 @@ START_TEST(conflict_leaves_table_unchanged)
 	ck_assert_int_eq(mp_table_select(t, NULL, T0, 0, out, 4, &n), MP_OK);
 	ck_assert_uint_eq(n, nb);
 	ck_assert(memcmp(out, before, n * sizeof out[0]) == 0);
+	ck_assert_uint_eq(entries(t), 2);
+	done(t, name);
+}
+END_TEST
+
+START_TEST(merge_newer_wins)
+{
+	char name[64];
+	mp_table *t;
+	mp_table_entry e, b, got;
+	int applied = -1;
+
+	table_name(name, sizeof name, "merge");
+	t = fresh(name, 4);
+	put(t, 1, T0 + 10);
+	member(1, T0 + 5, &e);              /* older news about member 1 */
+	strcpy(e.name, "old");
+	ck_assert_int_eq(mp_table_merge(t, &e, &applied), MP_OK);
+	ck_assert_int_eq(applied, 0);
+	e.time = T0 + 10;                   /* the same time: not newer */
+	ck_assert_int_eq(mp_table_merge(t, &e, &applied), MP_OK);
+	ck_assert_int_eq(applied, 0);
+	ck_assert_int_eq(mp_table_get(t, &e.uid, &got), MP_OK);
+	ck_assert_str_eq(got.name, "member 1");
+	e.time = T0 + 11;
+	e.flags = MP_PEER_FAILED;
+	ck_assert_int_eq(mp_table_merge(t, &e, &applied), MP_OK);
+	ck_assert_int_eq(applied, 1);
+	ck_assert_int_eq(mp_table_merge(t, &e, &applied), MP_OK);   /* idempotent */
+	ck_assert_int_eq(applied, 0);
+	ck_assert_int_eq(mp_table_get(t, &e.uid, &got), MP_OK);
+	ck_assert_str_eq(got.name, "old");
+	ck_assert_uint_eq(got.flags, MP_PEER_FAILED);
+	/* unknown members come in with their own time; conflicts refused */
+	member(2, T0 + 3, &e);
+	ck_assert_int_eq(mp_table_merge(t, &e, &applied), MP_OK);
+	ck_assert_int_eq(applied, 1);
+	member(3, T0 + 100, &b);
+	b.uid = e.uid;
+	ck_assert_int_eq(mp_table_merge(t, &b, &applied), MP_ERR_CONFLICT);
+	ck_assert_int_eq(applied, 0);
+	b.uid.b[0] ^= 1;
+	ck_assert_int_eq(mp_table_merge(t, &b, &applied), MP_ERR_INVAL);
 	ck_assert_uint_eq(entries(t), 2);
 	done(t, name);
 }
@@ -563,7 +656,11 @@ END_TEST
 /* ---------------------------------------------------------------- concurrency */
 
 #define POOL 300
+#ifdef MP_TEST_REDIS
+#define HAMMER_OPS 4000         /* a round trip each: keep it short */
+#else
 #define HAMMER_OPS 20000
+#endif
 
 struct hammer {
 	mp_table *t;
@@ -671,7 +768,7 @@ START_TEST(second_process)
 		int bad = 0;
 
 		mp_table_close(t);      /* the parent's; this process opens its own */
-		if (mp_table_shm_open(name, 0, 0, 0, &c) != MP_OK)
+		if (mp_table_open(name, 0, 0, 0, &c) != MP_OK)
 			_exit(10);
 		mp_table_stats_get(c, &st);
 		bad |= st.capacity != 16 || st.entries != 5 || st.counter[MP_STAT_REPLIES] != 42;
@@ -693,6 +790,7 @@ START_TEST(second_process)
 }
 END_TEST
 
+#ifndef MP_TEST_REDIS
 /* Several processes create the same table at once: exactly one
  * initialises it, nobody sees it half made, nothing is lost. */
 START_TEST(concurrent_creation)
@@ -1193,6 +1291,271 @@ START_TEST(foreign_and_abandoned_files)
 }
 END_TEST
 
+#endif
+
+
+#ifdef MP_TEST_REDIS
+/* ---------------------------------------------------------------- Redis only */
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <hiredis/hiredis.h>
+
+/* A free loopback port (the kernel's choice; a small race is harmless
+ * here: start_redis() fails visibly if someone took it meanwhile). */
+static int
+free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* redis-server on 127.0.0.1:port, no persistence; its pid once it
+ * answers PING, or -1. */
+static pid_t
+start_redis(int port)
+{
+	char ps[16];
+	pid_t pid;
+	int i;
+
+	snprintf(ps, sizeof ps, "%d", port);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1",
+		       "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", "/tmp",
+		       (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 500; i++) {
+		struct timeval tv = { 0, 200000 };
+		redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+		redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+		int ok = r && r->type == REDIS_REPLY_STATUS;
+
+		if (r)
+			freeReplyObject(r);
+		if (c)
+			redisFree(c);
+		if (ok)
+			return pid;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+static void
+stop_redis(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+START_TEST(redis_urls_and_attach)
+{
+	char name[96], other[96];
+	mp_table *t, *a = NULL;
+	mp_table_stats st;
+
+	ck_assert_int_eq(mp_table_redis_open("http://127.0.0.1", 16, MP_TABLE_CREATE, &a), MP_ERR_SYNTAX);
+	ck_assert_int_eq(mp_table_redis_open("redis://", 16, MP_TABLE_CREATE, &a), MP_ERR_SYNTAX);
+	ck_assert_int_eq(mp_table_redis_open("redis://h:0", 16, MP_TABLE_CREATE, &a), MP_ERR_SYNTAX);
+	ck_assert_int_eq(mp_table_redis_open("redis://h:1/x", 16, MP_TABLE_CREATE, &a), MP_ERR_SYNTAX);
+	ck_assert_int_eq(mp_table_redis_open("redis://h:1?pre=x", 16, MP_TABLE_CREATE, &a), MP_ERR_SYNTAX);
+	ck_assert_int_eq(mp_table_redis_open("redis://h:1?prefix=", 16, MP_TABLE_CREATE, &a), MP_ERR_SYNTAX);
+	ck_assert_ptr_null(a);
+	ck_assert(mp_table_is_redis("REDIS://x"));
+	ck_assert(!mp_table_is_redis("/mailpunch"));
+
+	table_name(name, sizeof name, "attach");
+	ck_assert_int_eq(mp_table_redis_open(name, 0, MP_TABLE_CREATE, &a), MP_ERR_NOTFOUND);
+	t = fresh(name, 16);
+	put(t, 1, T0);
+	ck_assert_int_eq(mp_table_redis_open(name, 17, MP_TABLE_CREATE, &a), MP_ERR_INCOMPATIBLE);
+	ck_assert_int_eq(mp_table_redis_open(name, 0, 0, &a), MP_OK);
+	mp_table_stats_get(a, &st);
+	ck_assert_uint_eq(st.capacity, 16);
+	ck_assert_uint_eq(st.entries, 1);
+	ck_assert(present(a, 1));
+	mp_table_close(a);
+	/* db and prefix separate tables */
+	snprintf(other, sizeof other, "redis://127.0.0.1:%d/3?prefix=t%ld-attach", redis_port,
+	         (long)getpid());
+	ck_assert_int_eq(mp_table_redis_open(other, 0, 0, &a), MP_ERR_NOTFOUND);
+	done(t, name);
+}
+END_TEST
+
+/* Two handles on one table, as two MX machines: each sees the other's
+ * writes at once, and counters add up. */
+START_TEST(redis_two_handles_share)
+{
+	char name[96];
+	mp_table *a, *b;
+	mp_table_entry e, oa[8], ob[8];
+	size_t na, nb;
+
+	table_name(name, sizeof name, "share");
+	a = fresh(name, 8);
+	ck_assert_int_eq(mp_table_redis_open(name, 8, MP_TABLE_CREATE, &b), MP_OK);
+	put(a, 1, T0);
+	put(b, 2, T0 + 1);
+	put(a, 3, T0 + 1);
+	member(1, 0, &e);
+	ck_assert_int_eq(mp_table_set_flags(b, &e.uid, MP_PEER_FAILED, 0), MP_OK);
+	mp_table_count(a, MP_STAT_REPLIES, 2);
+	mp_table_count(b, MP_STAT_REPLIES, 3);
+	ck_assert_int_eq(mp_table_select(a, NULL, T0 + 2, 0, oa, 8, &na), MP_OK);
+	ck_assert_int_eq(mp_table_select(b, NULL, T0 + 2, 0, ob, 8, &nb), MP_OK);
+	ck_assert_uint_eq(na, 3);
+	ck_assert_uint_eq(nb, 3);
+	ck_assert(memcmp(oa, ob, na * sizeof oa[0]) == 0);
+	ck_assert_str_eq(oa[0].name, "member 3");
+	ck_assert_uint_eq(oa[2].flags, MP_PEER_FAILED);
+	ck_assert_uint_eq(counter(b, MP_STAT_REPLIES), 5);
+	mp_table_close(b);
+	done(a, name);
+}
+END_TEST
+
+/* The same random sequence of operations on a shared-memory table and
+ * a Redis table: every result and every selection must be identical. */
+START_TEST(redis_same_answers_as_shm)
+{
+	char name[96], shm[64];
+	mp_table *r, *m = NULL;
+	mp_table_entry e, outr[16], outm[16];
+	uint64_t x = 12345, now = T0;
+	size_t nr, nm, dr, dm;
+	int i, rcr, rcm, wr, wm;
+
+	table_name(name, sizeof name, "same");
+	snprintf(shm, sizeof shm, "/mp-test-table-%ld-same", (long)getpid());
+	mp_table_shm_unlink(shm);
+	r = fresh(name, 24);
+	ck_assert_int_eq(mp_table_shm_open(shm, 24, MP_TABLE_CREATE, 0600, &m), MP_OK);
+	for (i = 0; i < 3000; i++) {
+		unsigned who, op;
+
+		x = mix(x + 1);
+		who = (unsigned)(x % 40);
+		op = (unsigned)(x >> 32) % 100;
+		if (x % 3 == 0)
+			now++;
+		if (op < 55) {
+			/* mostly now; some merges from the past; ties happen */
+			member(who, op < 45 ? now : now - (x >> 20) % 200, &e);
+			if (op == 7) {          /* another key claims who's uid */
+				mp_uid u = e.uid;
+
+				member(who + 1000, now, &e);
+				e.uid = u;
+			}
+			rcr = mp_table_upsert(r, &e, &wr);
+			rcm = mp_table_upsert(m, &e, &wm);
+			ck_assert_int_eq(rcr, rcm);
+			if (rcr == MP_OK)
+				ck_assert_int_eq(wr, wm);
+		} else if (op < 80) {
+			member(who, 0, &e);
+			rcr = mp_table_select(r, op & 1 ? &e.uid : NULL, now, op & 2 ? 60 : 0, outr,
+			                      1 + op % 16, &nr);
+			rcm = mp_table_select(m, op & 1 ? &e.uid : NULL, now, op & 2 ? 60 : 0, outm,
+			                      1 + op % 16, &nm);
+			ck_assert_int_eq(rcr, MP_OK);
+			ck_assert_int_eq(rcm, MP_OK);
+			ck_assert_uint_eq(nr, nm);
+			ck_assert_msg(memcmp(outr, outm, nr * sizeof outr[0]) == 0, "step %d differs", i);
+		} else if (op < 88) {
+			member(who, 0, &e);
+			ck_assert_int_eq(mp_table_delete(r, &e.uid), mp_table_delete(m, &e.uid));
+		} else if (op < 96) {
+			member(who, 0, &e);
+			ck_assert_int_eq(mp_table_set_flags(r, &e.uid, op & 1, op & 2 ? 1 : 0),
+			                 mp_table_set_flags(m, &e.uid, op & 1, op & 2 ? 1 : 0));
+		} else {
+			ck_assert_int_eq(mp_table_expire(r, now, 100, &dr), MP_OK);
+			ck_assert_int_eq(mp_table_expire(m, now, 100, &dm), MP_OK);
+			ck_assert_uint_eq(dr, dm);
+		}
+		ck_assert_uint_eq(entries(r), entries(m));
+	}
+	ck_assert_uint_eq(counter(r, MP_STAT_EVICTIONS), counter(m, MP_STAT_EVICTIONS));
+	ck_assert_uint_eq(counter(r, MP_STAT_EXPIRATIONS), counter(m, MP_STAT_EXPIRATIONS));
+	mp_table_close(m);
+	mp_table_shm_unlink(shm);
+	done(r, name);
+}
+END_TEST
+
+/* The server goes away: every call says UNAVAILABLE (never a wrong
+ * answer), quickly; when it is back (empty: no persistence), the table
+ * works again without reopening. */
+START_TEST(redis_server_away_and_back)
+{
+	char name[96];
+	mp_table *t;
+	mp_table_entry e, out[4];
+	size_t n;
+	int port = free_port();
+	pid_t pid;
+	time_t t0;
+
+	ck_assert_int_gt(port, 0);
+	pid = start_redis(port);
+	ck_assert_int_gt(pid, 0);
+	snprintf(name, sizeof name, "redis://127.0.0.1:%d?prefix=away", port);
+	t = fresh(name, 8);
+	put(t, 1, T0);
+	stop_redis(pid);
+	member(2, T0 + 1, &e);
+	t0 = time(NULL);
+	ck_assert_int_eq(mp_table_upsert(t, &e, NULL), MP_ERR_UNAVAILABLE);
+	ck_assert_int_eq(mp_table_select(t, NULL, T0, 0, out, 4, &n), MP_ERR_UNAVAILABLE);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(mp_table_get(t, &e.uid, out), MP_ERR_UNAVAILABLE);
+	ck_assert_int_eq(mp_table_set_flags(t, &e.uid, 1, 0), MP_ERR_UNAVAILABLE);
+	ck_assert_int_eq(mp_table_delete(t, &e.uid), MP_ERR_UNAVAILABLE);
+	ck_assert_int_eq(mp_table_expire(t, T0, 10, NULL), MP_ERR_UNAVAILABLE);
+	ck_assert_int_eq(mp_table_flush(t), MP_ERR_UNAVAILABLE);
+	mp_table_count(t, MP_STAT_REQUESTS, 1);         /* silently lost */
+	ck_assert_int_le(time(NULL) - t0, 3);
+	ck_assert_int_eq(mp_table_redis_open(name, 8, MP_TABLE_CREATE, &(mp_table *){ NULL }),
+	                 MP_ERR_UNAVAILABLE);
+
+	pid = start_redis(port);
+	ck_assert_int_gt(pid, 0);
+	usleep(600 * 1000);                              /* past the back-off */
+	ck_assert_int_eq(mp_table_upsert(t, &e, NULL), MP_OK);
+	ck_assert_int_eq(mp_table_select(t, NULL, T0 + 1, 0, out, 4, &n), MP_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(out[0].name, "member 2");
+	mp_table_close(t);
+	stop_redis(pid);
+}
+END_TEST
+#endif
+
 Suite *table_suite(void);
 
 Suite *
@@ -1209,9 +1572,12 @@ table_suite(void)
 	tcase_add_test(tc, newest_first_and_sorted_inserts);
 	tcase_add_test(tc, exclusion_of_requester);
 	tcase_add_test(tc, expiry);
+#ifndef MP_TEST_REDIS
 	tcase_add_test(tc, select_stops_at_first_too_old);
+#endif
 	tcase_add_test(tc, flags);
 	tcase_add_test(tc, conflict_leaves_table_unchanged);
+	tcase_add_test(tc, merge_newer_wins);
 	tcase_add_test(tc, delete_and_flush);
 	tcase_add_test(tc, counters_and_names);
 	suite_add_tcase(s, tc);
@@ -1219,6 +1585,16 @@ table_suite(void)
 	tcase_set_timeout(tp, 120);
 	tcase_add_test(tp, threads_hammering);
 	tcase_add_test(tp, second_process);
+#ifdef MP_TEST_REDIS
+	suite_add_tcase(s, tp);
+	tcase_set_timeout(ts, 60);
+	tcase_add_test(ts, redis_urls_and_attach);
+	tcase_add_test(ts, redis_two_handles_share);
+	tcase_add_test(ts, redis_same_answers_as_shm);
+	tcase_add_test(ts, redis_server_away_and_back);
+	suite_add_tcase(s, ts);
+	return s;
+#else
 	tcase_add_test(tp, concurrent_creation);
 	tcase_add_test(tp, recovery_after_lock_holder_killed);
 	tcase_add_test(tp, recovery_from_half_operations);
@@ -1233,6 +1609,33 @@ table_suite(void)
 	tcase_add_test(ts, foreign_and_abandoned_files);
 	suite_add_tcase(s, ts);
 	return s;
+#endif
 }
 
+#ifdef MP_TEST_REDIS
+int
+main(void)
+{
+	SRunner *sr;
+	pid_t pid;
+	int failed;
+
+	if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+		printf("redis-server not installed: skipped\n");
+		return 77;
+	}
+	redis_port = free_port();
+	if (redis_port <= 0 || (pid = start_redis(redis_port)) < 0) {
+		printf("cannot start redis-server\n");
+		return EXIT_FAILURE;
+	}
+	sr = srunner_create(table_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	stop_redis(pid);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+#else
 MP_TEST_MAIN(table_suite)
+#endif

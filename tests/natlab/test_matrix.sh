@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# The NAT traversal matrix: two agents behind two NAT routers of the lab
+# (tests/natlab/lab.sh), the mail system (Postfix + mailpunch-milter +
+# Dovecot) and coturn on the lab's public network.  For each pair of
+# router types bob listens behind r2, alice connects to him from behind
+# r1 through the mail rendezvous, and the table says: connected or not,
+# time from the start of punching to the path, packets alice sent, and
+# the plan the two sides chose (agent/traverse.c).
+#
+# Asserts (issue: NAT traversal): every pair seed 003 calls connectable
+# connects (all but port-sensitive symmetric on both sides), sequential
+# port-sensitive symmetric on both sides connects, random symmetric
+# against every cone type connects; two peers behind the same NAT connect.
+#
+#   MATRIX_TYPES="fullcone portsym-seq1"   only these types (default: all)
+#   MATRIX_ATTEMPTS=N                      attempts per pair (default 1;
+#                                          bench/natlab_matrix.sh uses 20)
+#   MATRIX_CONSUME=N                       background flows/s on each NAT
+#   MATRIX_ALL=1                           also the pairs no method can join
+#   MATRIX_PLAIN=1                         baseline: plain simultaneous
+#                                          punching, no prediction
+# Needs root, netns, nftables, Postfix, Dovecot, coturn; exit 77 if not.
+# Prints ok/not ok lines, the table, and "N passed, N failed".
+set -uo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$PWD
+MILTER=${MILTER:-$build/mailpunch-milter}
+AGENT=${AGENT:-$build/mailpunch-agent}
+KEYGEN=${KEYGEN:-$build/mailpunch-keygen}
+export NATEMU=${NATEMU:-$build/tests/natlab/natemu}
+
+ALL_TYPES="none fullcone restricted portrestricted addrsym portsym-seq1 portsym-seq2 portsym-random kernel-masq kernel-random"
+TYPES=${MATRIX_TYPES:-$ALL_TYPES}
+ATTEMPTS=${MATRIX_ATTEMPTS:-1}
+
+if [ "$(id -u)" -ne 0 ] || ! ip netns list >/dev/null 2>&1 || ! command -v nft >/dev/null ||
+	! command -v postfix >/dev/null || ! command -v turnserver >/dev/null; then
+	echo "skipped: needs root, ip netns, nftables, Postfix, Dovecot and coturn"
+	exit 77
+fi
+# shellcheck source=lab.sh
+. "$src/natlab/lab.sh"
+# shellcheck source=../mailenv/mailenv.sh
+. "$src/mailenv/mailenv.sh"
+
+dir=$(mktemp -d /tmp/mp-matrix.XXXXXX)
+chmod 755 "$dir"
+table=/mp-matrix-$$
+pass=0
+fail=0
+milter_pid=
+
+cleanup() {
+	[ -n "$milter_pid" ] && kill "$milter_pid" 2>/dev/null
+	ip netns exec "$NL_PUB" bash -c ". '$src/mailenv/mailenv.sh'; mailenv_stop '$dir/env'" >/dev/null 2>&1
+	natlab_down
+	rm -f "/dev/shm$table"
+	[ "$fail" -eq 0 ] && [ "${MATRIX_KEEP:-0}" != 1 ] && rm -rf "$dir"
+}
+trap cleanup EXIT
+
+ok() { pass=$((pass + 1)); echo "ok - $*"; }
+not_ok() { fail=$((fail + 1)); echo "not ok - $*"; }
+
+# ---------------------------------------------------------------- the lab
+export NATLAB_PREFIX=${NATLAB_PREFIX:-mx$$}     # never collides with another lab
+export NATLAB_DIR=$dir/lab
+mkdir -p "$NATLAB_DIR"
+natlab_up || { echo "not ok - the NAT lab did not come up"; echo "0 passed, 1 failed"; exit 1; }
+natlab_coturn_up || { echo "not ok - coturn did not start"; echo "0 passed, 1 failed"; exit 1; }
+
+mkdir -p "$dir/env"
+for u in alice bob carol rdv; do mailenv_add_user "$dir/env" "$u" "pw-$u" >/dev/null || exit 1; done
+# Postfix, Dovecot and the milter on the lab's public network (the
+# milter's sendmail reads Postfix's main.cf, which names pub's address)
+if ! ip netns exec "$NL_PUB" bash -c ". '$src/mailenv/mailenv.sh' && mailenv_start '$dir/env' \
+	--domain lab.example --host '$NL_MAIL_ADDR' --milter 'unix:$dir/milter.sock'" >"$dir/mailenv.out" 2>&1; then
+	cat "$dir/mailenv.out"
+	echo "not ok - the mail system did not start in the lab"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+# shellcheck disable=SC1091
+. "$dir/env/env"
+"$KEYGEN" host "$dir/host.key" >"$dir/host.pub" || exit 1
+hostpub=$(awk '/^host-key/ {print $2}' "$dir/host.pub")
+cat >"$dir/milter.conf" <<CONF
+Socket              unix:$dir/milter.sock
+SocketMode          0666
+RendezvousAddress   rdv@lab.example
+HostKey             $dir/host.key
+Table               $table
+ControlSocket       $dir/control.sock
+ReplyRateLimit      0
+ClientRateLimit     0
+LogDestination      $dir/milter.log
+LogLevel            info
+SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
+CONF
+ip netns exec "$NL_PUB" "$MILTER" -f -c "$dir/milter.conf" 2>"$dir/milter.err" &
+milter_pid=$!
+disown "$milter_pid"     # natlab_down ends it; no job-control chatter
+for _ in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
+
+write_conf() {
+	local u=$1
+	mkdir -p "$dir/$u"
+	echo "pw-$u" >"$dir/$u/pw"
+	chmod 600 "$dir/$u/pw"
+	cat >"$dir/$u/agent.conf" <<CONF
+Identity            $dir/$u/identity.key
+Name                $u
+Address             $u@lab.example
+Host                rdv@lab.example $hostpub
+SubmissionHost      $NL_MAIL_ADDR
+SubmissionPort      $MAILENV_SUBMISSION_PORT
+MailPasswordFile    $dir/$u/pw
+IMAPHost            $NL_MAIL_ADDR
+IMAPPort            $MAILENV_IMAPS_PORT
+PollInterval        1s
+CAFile              $MAILENV_CA_FILE
+STUNServer          $NL_STUN1:$NL_STUN_PORT
+StateDir            $dir/$u/state
+LogDestination      $dir/$u/agent.log
+LogLevel            info
+ReplyTimeout        30s
+PunchTimeout        ${MATRIX_PUNCH_TIMEOUT:-30s}
+CONF
+	[ "${MATRIX_PLAIN:-0}" = 1 ] && echo "PortPrediction      no" >>"$dir/$u/agent.conf"
+}
+for u in alice bob carol; do
+	write_conf "$u"
+	"$AGENT" -c "$dir/$u/agent.conf" id >/dev/null || exit 1
+done
+bob_uid=$("$AGENT" -c "$dir/bob/agent.conf" id | awk '/^user-id/ {print $2}')
+
+# connectable PAIR-TYPE-X PAIR-TYPE-Y: 1 when the issue requires success
+is_ps() { case $1 in portsym-*|kernel-random) return 0 ;; esac; return 1; }
+is_random() { case $1 in portsym-random|kernel-random) return 0 ;; esac; return 1; }
+required() {
+	if is_ps "$1" && is_ps "$2"; then
+		# beyond the seed: both sequential must connect; random cannot
+		! is_random "$1" && ! is_random "$2"
+		return
+	fi
+	return 0
+}
+
+# attempt RTYPE1 RTYPE2 INITIATOR_NS RESPONDER_NS INITIATOR RESPONDER: one
+# connection; sets ok_conn, punch_ms, packets, plan
+attempt() {
+	local ns_i=$3 ns_r=$4 who=$5 peer=$6 out=$dir/$5.connect.json listen=$dir/$6.listen.out lp
+	ok_conn=0 punch_ms=- packets=- plan=-
+	ip netns exec "$ns_r" "$AGENT" -c "$dir/$peer/agent.conf" listen >"$listen" 2>&1 &
+	lp=$!
+	for _ in $(seq 150); do grep -q 'listening as' "$listen" && break; sleep 0.1; done
+	if ! grep -q 'listening as' "$listen"; then
+		kill "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
+		return
+	fi
+	timeout 90 ip netns exec "$ns_i" "$AGENT" --json -c "$dir/$who/agent.conf" connect "$peer" >"$out" 2>&1
+	if [ $? -eq 0 ] && grep -q '"event":"established"' "$out"; then
+		ok_conn=1
+	fi
+	local ev
+	ev=$(grep '"event":"established"' "$out" | head -n 1)
+	if [ -n "$ev" ]; then
+		punch_ms=$(echo "$ev" | grep -o '"punch_ms":-\?[0-9]*' | cut -d: -f2)
+		packets=$(echo "$ev" | grep -o '"packets":[0-9]*' | cut -d: -f2)
+		plan=$(echo "$ev" | sed -n 's/.*"plan":"\([^"]*\)".*/\1/p')
+	fi
+	kill "$lp" 2>/dev/null
+	wait "$lp" 2>/dev/null
+}
+
+# ---------------------------------------------------------------- the matrix
+export NATLAB_CONSUME=${MATRIX_CONSUME:-0}
+printf '%-15s %-15s %-9s %8s %8s  %s\n' "alice (r1)" "bob (r2)" connected ms packets plan >"$dir/table"
+set -- $TYPES
+types=("$@")
+for ((i = 0; i < ${#types[@]}; i++)); do
+	for ((j = i; j < ${#types[@]}; j++)); do
+		x=${types[i]} y=${types[j]}
+		if ! required "$x" "$y" && [ "${MATRIX_ALL:-0}" != 1 ]; then
+			echo "# $x <-> $y: not run (both port-sensitive symmetric, one random: MATRIX_ALL=1 runs it)"
+			continue
+		fi
+		if ! natlab_nat r1 "$x" || ! natlab_nat r2 "$y"; then
+			not_ok "configuring $x / $y"
+			continue
+		fi
+		wins=0 times=()
+		for ((k = 0; k < ATTEMPTS; k++)); do
+			attempt "$x" "$y" "$NL_A" "$NL_B" alice bob
+			if [ "$ok_conn" = 1 ]; then
+				wins=$((wins + 1))
+				times+=("$punch_ms")
+			fi
+			printf '%-15s %-15s %-9s %8s %8s  %s\n' "$x" "$y" "$([ "$ok_conn" = 1 ] && echo yes || echo NO)" \
+				"$punch_ms" "$packets" "$plan" >>"$dir/table"
+			tail -n 1 "$dir/table"
+		done
+		if required "$x" "$y"; then
+			if [ "$wins" -eq "$ATTEMPTS" ]; then
+				ok "$x <-> $y connects ($wins/$ATTEMPTS)"
+			else
+				not_ok "$x <-> $y connects ($wins/$ATTEMPTS)"
+				tail -n 5 "$dir/alice/agent.log" "$dir/bob/agent.log" | sed 's/^/#   /'
+			fi
+		else
+			echo "# $x <-> $y: $wins/$ATTEMPTS (not required: port-sensitive symmetric with random ports on a side)"
+		fi
+	done
+done
+
+# two peers behind the same NAT (r1): the local candidates meet on the LAN
+for t in portsym-seq1 kernel-masq; do
+	case " $TYPES " in *" $t "*) ;; *) continue ;; esac
+	natlab_nat r1 "$t" || continue
+	attempt "$t" "$t" "$NL_A" "$NL_A2" alice carol
+	printf '%-15s %-15s %-9s %8s %8s  %s\n' "$t" "(same NAT)" "$([ "$ok_conn" = 1 ] && echo yes || echo NO)" \
+		"$punch_ms" "$packets" "$plan" >>"$dir/table"
+	if [ "$ok_conn" = 1 ]; then ok "two peers behind the same $t NAT connect"; else not_ok "two peers behind the same $t NAT connect"; fi
+done
+
+echo "#"
+sed 's/^/# /' "$dir/table"
+cp "$dir/table" "${MATRIX_TABLE:-/dev/null}" 2>/dev/null
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
