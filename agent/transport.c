@@ -724,6 +724,23 @@ recv_datagram_cb(ngtcp2_conn *conn, uint32_t flags, const uint8_t *data, size_t 
 	return 0;
 }
 
+/* Packets that decrypted (and so came from the peer: only it has the
+ * keys), for moved_server.  One event loop, one thread: a counter does. */
+static unsigned long decrypted;
+
+static int
+counting_decrypt(uint8_t *dest, const ngtcp2_crypto_aead *aead, const ngtcp2_crypto_aead_ctx *aead_ctx,
+                 const uint8_t *ciphertext, size_t ciphertextlen, const uint8_t *nonce, size_t noncelen,
+                 const uint8_t *aad, size_t aadlen)
+{
+	int rv = ngtcp2_crypto_decrypt_cb(dest, aead, aead_ctx, ciphertext, ciphertextlen, nonce, noncelen, aad,
+	                                  aadlen);
+
+	if (rv == 0)
+		decrypted++;
+	return rv;
+}
+
 static void
 fill_callbacks(ngtcp2_callbacks *cb, int server)
 {
@@ -736,7 +753,7 @@ fill_callbacks(ngtcp2_callbacks *cb, int server)
 	}
 	cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
 	cb->encrypt = ngtcp2_crypto_encrypt_cb;
-	cb->decrypt = ngtcp2_crypto_decrypt_cb;
+	cb->decrypt = counting_decrypt;
 	cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
 	cb->update_key = ngtcp2_crypto_update_key_cb;
 	cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
@@ -1419,13 +1436,16 @@ moved_server(agent_transport *t, const uint8_t *pkt, size_t len, const struct so
 {
 	ngtcp2_path path;
 	ngtcp2_pkt_info pi = { 0 };
+	unsigned long before = decrypted;
 	int rv;
 
 	if (pkt[0] & 0x80)
 		return;         /* only 1-RTT packets: the handshake is over */
 	conn_path(t, (struct sockaddr *)&t->remote, t->remote_len, &path);
 	rv = ngtcp2_conn_read_pkt(t->conn, &path, &pi, pkt, len, now_ns());
-	if (rv == 0 && !same_addr(from, fromlen, &t->server_now, t->server_now_len)) {
+	/* read_pkt says 0 for a packet it dropped, too: only one that
+	 * decrypted moves us */
+	if (rv == 0 && decrypted != before && !same_addr(from, fromlen, &t->server_now, t->server_now_len)) {
 		char text[64] = "?";
 		mp_candidate c;
 
