@@ -147,6 +147,9 @@ warn_restart_needed(const milter_settings *old, const milter_settings *new)
 		mp_log(MP_LOG_WARNING, "reload: Table or TableCapacity %s", what);
 	if (str_differs(old->control_socket, new->control_socket))
 		mp_log(MP_LOG_WARNING, "reload: ControlSocket %s", what);
+	/* the sync thread runs only if there were peers at start */
+	if (old->peer_lines.count == 0 && new->peer_lines.count > 0)
+		mp_log(MP_LOG_WARNING, "reload: first Peer entries %s", what);
 	if (str_differs(old->user, new->user))
 		mp_log(MP_LOG_WARNING, "reload: UserID %s", what);
 	if (str_differs(old->reply_rate, new->reply_rate) ||
