@@ -18,7 +18,6 @@
  * and mailpunch-agent(1).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>

@@ -151,6 +151,12 @@ printf 'one\ntwo\n' | timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob
 check "a second connection to the same listen --exec (a fresh cat)" \
 	bash -c "[ \"\$(cat '$dir/exec2.out')\" = \"\$(printf 'one\ntwo')\" ]"
 stop_bob
+# a CMD that reads nothing and exits: alice is not left hanging
+start_bob exectrue listen --exec true
+seq 1 2000000 | timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob >"$dir/true.out" 2>"$dir/alice-true.err"
+rc=$?
+check "listen --exec true: connect ends, 0 or 11 (exit $rc, not the timeout's 124)" bash -c "[ $rc = 0 ] || [ $rc = 11 ]"
+stop_bob
 
 # 3. the wrong identity key: bob's transport presents another key
 # than the one his link proved; alice refuses with a clear error
@@ -197,6 +203,28 @@ check "... within the 4 s bound + 1 s (took ${took}s)" bash -c "[ \$(echo '$took
 check "... saying the peer is dead" grep -q "nothing heard from the peer for 4s: peer dead or path lost" "$dir/alice-dead.err"
 kill "$holder" 2>/dev/null
 stop_bob
+
+# 5. the listener stops (SIGTERM): it says so, and alice knows at once
+start_bob stop listen --exec cat
+mkfifo "$dir/alice2.fifo"
+sleep 30 >"$dir/alice2.fifo" &
+holder=$!
+pids+=("$holder")
+timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob <"$dir/alice2.fifo" \
+	>"$dir/stop.out" 2>"$dir/alice-stop.err" &
+alice_pid=$!
+pids+=("$alice_pid")
+for _ in $(seq 300); do grep -q "secure connection" "$dir/alice-stop.err" && break; sleep 0.1; done
+t0=$(date +%s.%N)
+kill -TERM "$bob_pid"
+wait "$alice_pid"
+rc=$?
+took=$(echo "$(date +%s.%N) - $t0" | bc)
+check "listener stopped: alice exits 11 (got $rc) at once (${took}s, idle timeout 30 s)" \
+	bash -c "[ '$rc' = 11 ] && [ \$(echo '$took < 2.0' | bc) = 1 ]"
+check "... saying the peer went away" grep -q "peer went away" "$dir/alice-stop.err"
+kill "$holder" 2>/dev/null
+wait "$bob_pid" 2>/dev/null
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
