@@ -151,6 +151,10 @@ _natlab_host() {
 	ip -n "$h" link add eth0 type veth peer name "$5" netns "$r" || return 1
 	ip -n "$r" link set dev "$5" master lan up
 	ip -n "$h" addr add "$3/24" dev eth0
+	# UDP GSO batches (QUIC sends them) are cut into datagrams on the
+	# host, as a real NIC would on the wire: natemu sees packets, never
+	# one glued super-datagram
+	ip -n "$h" link set dev eth0 gso_max_segs 1
 	ip -n "$h" link set eth0 up
 	ip -n "$h" route add default via "$4"
 }
