@@ -65,6 +65,9 @@ typedef struct agent_hooks {
 	void (*on_signal)(agent *a, const mp_msg *sig, const char *from_addr, int direct);
 	void (*on_link)(agent *a, agent_link *l, int established);
 	void (*on_data)(agent *a, agent_link *l, const uint8_t *data, size_t len);
+	/* a link's own signal (RANGE) to its peer; main.c mails it */
+	void (*send_signal)(agent *a, const mp_pubid *to, const char *via_host, const char *direct_addr,
+	                    uint8_t kind, const uint8_t *payload, size_t len);
 } agent_hooks;
 
 struct agent {

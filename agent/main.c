@@ -21,7 +21,6 @@
  * and mailpunch-agent(1).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -406,6 +405,13 @@ parse_payload(const mp_msg *sig, const uint8_t **conn_id, const uint8_t **secret
 }
 
 /* ---------------------------------------------------------------- links */
+
+static void
+send_link_signal(agent *a, const mp_pubid *to, const char *via_host, const char *direct_addr,
+                 uint8_t kind, const uint8_t *payload, size_t len)
+{
+	agent_send_signal(a, to, via_host, direct_addr, kind, payload, len, NULL, NULL);
+}
 
 /* ---------------------------------------------------------------- transport */
 
@@ -1155,6 +1161,7 @@ run_flow(agent *a, flow *f)
 	a->hooks.on_reply = connect_on_reply;
 	a->hooks.on_signal = on_signal;
 	a->hooks.on_link = on_link;
+	a->hooks.send_signal = send_link_signal;
 	if (agent_udp_open(a, err, sizeof err) != MP_OK) {
 		fprintf(stderr, "%s: %s\n", progname, err);
 		return AGENT_EXIT_FAILURE;

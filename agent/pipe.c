@@ -234,6 +234,14 @@ stream_event(struct bufferevent *bev, short what, void *arg)
 		if (p->sock)
 			sock_write(p->sock, p);
 		check_done(p);
+	} else if ((what & BEV_EVENT_ERROR) && !(what & BEV_EVENT_READING)) {
+		/* the peer reads no more: stop sending, keep receiving */
+		p->in_done = 1;
+		if (p->in_ev)
+			event_del(p->in_ev);
+		if (p->sock)
+			bufferevent_disable(p->sock, EV_READ);
+		check_done(p);
 	} else if (what & BEV_EVENT_ERROR) {
 		p->failed = 1;
 		check_done(p);

@@ -68,6 +68,8 @@
 #define CLOSE_WAIT_MS 3000
 #define MAX_QUEUED_DGRAMS 64
 #define ALPN "mailpunch/1"
+/* CONNECTION_CLOSE application error codes: 0 done, 1 going away */
+#define APP_GOING_AWAY 1
 #define PRIORITY "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:" \
 	"-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:" \
 	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+SIGN-EDDSA-ED25519"
@@ -83,6 +85,7 @@ typedef struct tstream {
 	struct tstream *next;
 	int64_t id;
 	struct bufferevent *ours;
+	struct evbuffer_cb_entry *drain_cb;
 	/* Stream offsets: base <= acked <= sent <= total.  The chunks hold
 	 * [base, total); each but the last is full. */
 	chunk *head, *tail;
@@ -115,13 +118,17 @@ struct agent_transport {
 	gnutls_certificate_credentials_t cred;
 	struct sockaddr_storage local, remote;
 	socklen_t local_len, remote_len;
+	/* client: where the server's packets come from now, when its NAT
+	 * rebound (QUIC servers do not migrate; see moved_server) */
+	struct sockaddr_storage server_now;
+	socklen_t server_now_len;
 	struct event *timer, *pump_ev, *notify_ev, *close_timer, *reap_ev;
 	tstream *streams, *rr;
 	/* packets of one pump run, sent together (UDP GSO) */
 	uint8_t *batch;
 	size_t batch_len, batch_seg, batch_n;
-	struct sockaddr_storage batch_to;
-	socklen_t batch_tolen;
+	struct sockaddr_storage batch_to, batch_path;   /* where to; ngtcp2's remote */
+	socklen_t batch_tolen, batch_pathlen;
 	dgram dgrams[MAX_QUEUED_DGRAMS];
 	size_t dg_head, dg_count;
 	struct timespec started;
@@ -359,8 +366,10 @@ stream_free(tstream *s)
 		evbuffer_free(s->early);
 	if (!s->announced && app_end(s))
 		bufferevent_free(app_end(s));
-	if (s->ours)
+	if (s->ours) {
+		evbuffer_remove_cb_entry(bufferevent_get_output(s->ours), s->drain_cb);
 		bufferevent_free(s->ours);
+	}
 	free(s);
 }
 
@@ -477,7 +486,13 @@ stream_new(agent_transport *t, int64_t id, struct bufferevent **app)
 	bufferevent_setwatermark(*app, EV_READ, 0, AGENT_STREAM_WINDOW);
 	bufferevent_enable(s->ours, EV_READ | EV_WRITE);
 	bufferevent_enable(*app, EV_READ | EV_WRITE);
-	evbuffer_add_cb(bufferevent_get_output(s->ours), ours_output_drained, s);
+	s->drain_cb = evbuffer_add_cb(bufferevent_get_output(s->ours), ours_output_drained, s);
+	if (!s->drain_cb) {
+		bufferevent_free(*app);
+		bufferevent_free(s->ours);
+		free(s);
+		return NULL;
+	}
 	s->next = t->streams;
 	t->streams = s;
 	return s;
@@ -524,6 +539,11 @@ reap_abandoned(agent_transport *t)
 		    (!s->fin_sent || s->acked < s->total))
 			continue;
 		s->app_gone = 1;
+		/* what nobody will read: its flow-control credit goes back to
+		 * the connection (the drain callback) */
+		if (s->ours)
+			evbuffer_drain(bufferevent_get_output(s->ours),
+			               evbuffer_get_length(bufferevent_get_output(s->ours)));
 		if (!s->closed && t->conn) {
 			if (!s->app_fin)
 				ngtcp2_conn_shutdown_stream(t->conn, s->id, 1);
@@ -702,11 +722,16 @@ stop_sending_cb(ngtcp2_conn *conn, int64_t id, uint64_t code, void *ud, void *su
 {
 	tstream *s = sud;
 
-	/* the peer reads no more: stop writing, drop what is buffered */
+	/* the peer reads no more: stop writing, drop what is buffered, and
+	 * tell the application its writes go nowhere */
 	ngtcp2_conn_shutdown_stream_write(conn, id, code);
 	if (s) {
+		struct bufferevent *app = app_end(s);
+
 		free_chunks(s);
 		s->fin_sent = 1;
+		if (app)
+			bufferevent_trigger_event(app, BEV_EVENT_ERROR | BEV_EVENT_WRITING, BEV_TRIG_DEFER_CALLBACKS);
 	}
 	return 0;
 }
@@ -731,6 +756,23 @@ recv_datagram_cb(ngtcp2_conn *conn, uint32_t flags, const uint8_t *data, size_t 
 	return 0;
 }
 
+/* Packets that decrypted (and so came from the peer: only it has the
+ * keys), for moved_server.  One event loop, one thread: a counter does. */
+static unsigned long decrypted;
+
+static int
+counting_decrypt(uint8_t *dest, const ngtcp2_crypto_aead *aead, const ngtcp2_crypto_aead_ctx *aead_ctx,
+                 const uint8_t *ciphertext, size_t ciphertextlen, const uint8_t *nonce, size_t noncelen,
+                 const uint8_t *aad, size_t aadlen)
+{
+	int rv = ngtcp2_crypto_decrypt_cb(dest, aead, aead_ctx, ciphertext, ciphertextlen, nonce, noncelen, aad,
+	                                  aadlen);
+
+	if (rv == 0)
+		decrypted++;
+	return rv;
+}
+
 static void
 fill_callbacks(ngtcp2_callbacks *cb, int server)
 {
@@ -743,7 +785,7 @@ fill_callbacks(ngtcp2_callbacks *cb, int server)
 	}
 	cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
 	cb->encrypt = ngtcp2_crypto_encrypt_cb;
-	cb->decrypt = ngtcp2_crypto_decrypt_cb;
+	cb->decrypt = counting_decrypt;
 	cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
 	cb->update_key = ngtcp2_crypto_update_key_cb;
 	cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
@@ -765,6 +807,8 @@ fill_callbacks(ngtcp2_callbacks *cb, int server)
 }
 
 /* ---------------------------------------------------------------- connection */
+
+static void debug_printf(void *ud, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 debug_printf(void *ud, const char *fmt, ...)
@@ -855,15 +899,37 @@ start_conn(agent_transport *t, const ngtcp2_pkt_hd *client_hd)
 	return 0;
 }
 
+static int
+same_addr(const struct sockaddr *a, socklen_t alen, const struct sockaddr_storage *b, socklen_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* Where a packet for ngtcp2's remote address r really goes: the
+ * server's new address after its NAT rebound (moved_server), or r. */
+static void
+dest_for(const agent_transport *t, const ngtcp2_addr *r, struct sockaddr_storage *to, socklen_t *tolen)
+{
+	if (t->server_now_len && same_addr((const struct sockaddr *)r->addr, r->addrlen, &t->remote, t->remote_len)) {
+		memcpy(to, &t->server_now, t->server_now_len);
+		*tolen = t->server_now_len;
+	} else {
+		memcpy(to, r->addr, r->addrlen);
+		*tolen = r->addrlen;
+	}
+}
+
 static void
 send_packet(agent_transport *t, const ngtcp2_path *p, const uint8_t *buf, size_t len)
 {
 	int fd = t->fd;
+	struct sockaddr_storage to;
+	socklen_t tolen;
 
-	(void)p;
+	dest_for(t, &p->remote, &to, &tolen);
 	/* a full socket buffer is a lost packet: QUIC recovers and slows */
 	if (fd >= 0)
-		(void)sendto(fd, buf, len, 0, (const struct sockaddr *)p->remote.addr, p->remote.addrlen);
+		(void)sendto(fd, buf, len, 0, (struct sockaddr *)&to, tolen);
 }
 
 /* The kernel cuts one buffer into equal datagrams (UDP_SEGMENT): one
@@ -919,7 +985,7 @@ batch_add(agent_transport *t, const ngtcp2_path *p, size_t n)
 {
 	const ngtcp2_addr *r = &p->remote;
 
-	if (t->batch_n && (r->addrlen != t->batch_tolen || memcmp(r->addr, &t->batch_to, r->addrlen) != 0 ||
+	if (t->batch_n && (r->addrlen != t->batch_pathlen || memcmp(r->addr, &t->batch_path, r->addrlen) != 0 ||
 	                   n > t->batch_seg)) {
 		size_t prev = t->batch_len;
 
@@ -927,8 +993,9 @@ batch_add(agent_transport *t, const ngtcp2_path *p, size_t n)
 		memmove(t->batch, t->batch + prev, n);
 	}
 	if (!t->batch_n) {
-		memcpy(&t->batch_to, r->addr, r->addrlen);
-		t->batch_tolen = r->addrlen;
+		memcpy(&t->batch_path, r->addr, r->addrlen);
+		t->batch_pathlen = r->addrlen;
+		dest_for(t, r, &t->batch_to, &t->batch_tolen);
 		t->batch_seg = n;
 	}
 	t->batch_len += n;
@@ -1280,7 +1347,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	int rv;
 
 	if (!t->conn) {
-		finish(t, AGENT_TRANSPORT_HANDSHAKE, "no QUIC handshake from the peer within %us",
+		finish(t, AGENT_TRANSPORT_TIMEOUT, "no QUIC handshake from the peer within %us: peer dead or path lost",
 		       t->opts.idle_timeout_ms / 1000);
 		return;
 	}
@@ -1291,7 +1358,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
-		finish(t, AGENT_TRANSPORT_HANDSHAKE, "QUIC handshake did not finish within %us",
+		finish(t, AGENT_TRANSPORT_TIMEOUT, "QUIC handshake did not finish within %us: peer dead or path lost",
 		       t->opts.idle_timeout_ms / 1000);
 		return;
 	}
@@ -1400,6 +1467,45 @@ fail:
 	return NULL;
 }
 
+/*
+ * The server's NAT rebound: its packets come from a new address.  QUIC
+ * lets only clients migrate, and a client drops packets from an address
+ * other than the server's, so we hand ngtcp2 the packet as if from the
+ * known address; once one decrypts and authenticates (only the peer has
+ * the keys) our packets go to the new address.  (An on-path attacker
+ * replaying a packet from a forged address could divert our packets:
+ * no worse than dropping them, which it can anyway; nothing is exposed.)
+ */
+static void
+moved_server(agent_transport *t, const uint8_t *pkt, size_t len, const struct sockaddr *from, socklen_t fromlen)
+{
+	ngtcp2_path path;
+	ngtcp2_pkt_info pi = { 0 };
+	unsigned long before = decrypted;
+	int rv;
+
+	if (pkt[0] & 0x80)
+		return;         /* only 1-RTT packets: the handshake is over */
+	conn_path(t, (struct sockaddr *)&t->remote, t->remote_len, &path);
+	rv = ngtcp2_conn_read_pkt(t->conn, &path, &pi, pkt, len, now_ns());
+	/* read_pkt says 0 for a packet it dropped, too: only one that
+	 * decrypted moves us */
+	if (rv == 0 && decrypted != before && !same_addr(from, fromlen, &t->server_now, t->server_now_len)) {
+		char text[64] = "?";
+		mp_candidate c;
+
+		memcpy(&t->server_now, from, fromlen);
+		t->server_now_len = fromlen;
+		if (mp_candidate_from_sockaddr(from, fromlen, MP_CAND_SRFLX, &c) == MP_OK)
+			mp_candidate_format(&c, text, sizeof text);
+		mp_log(MP_LOG_INFO, "transport: the peer's address changed to %s (NAT rebinding): following it", text);
+	}
+	if (rv == 0)
+		schedule_pump(t);
+	else if (rv == NGTCP2_ERR_DRAINING)
+		finish(t, AGENT_TRANSPORT_PEER_CLOSED, "peer closed the connection");
+}
+
 static agent_transport *
 find_transport(agent *a, const uint8_t *pkt, size_t len, const struct sockaddr *from, socklen_t fromlen)
 {
@@ -1448,6 +1554,10 @@ agent_transport_dispatch(agent *a, const uint8_t *pkt, size_t len, const struct 
 			return 1;
 		}
 	}
+	if (!t->server && !same_addr(from, fromlen, &t->remote, t->remote_len)) {
+		moved_server(t, pkt, len, from, fromlen);
+		return 1;
+	}
 	conn_path(t, from, fromlen, &path);
 	rv = ngtcp2_conn_read_pkt(t->conn, &path, &pi, pkt, len, now_ns());
 	if (rv == NGTCP2_ERR_DRAINING) {
@@ -1458,6 +1568,9 @@ agent_transport_dispatch(agent *a, const uint8_t *pkt, size_t len, const struct 
 		e = &ccerr;
 		if (e->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION && e->error_code == 0)
 			finish(t, AGENT_TRANSPORT_PEER_CLOSED, "peer closed the connection");
+		else if (e->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION &&
+		         e->error_code == APP_GOING_AWAY)
+			finish(t, AGENT_TRANSPORT_PEER_CLOSED, "peer went away (its agent stopped)");
 		else if (e->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
 		         (e->error_code & ~(uint64_t)0xff) == NGTCP2_CRYPTO_ERROR)
 			finish(t, t->ready ? AGENT_TRANSPORT_ERROR : AGENT_TRANSPORT_HANDSHAKE,
@@ -1544,6 +1657,14 @@ agent_transport_free(agent_transport *t)
 {
 	if (!t)
 		return;
+	if (t->conn && !t->finished) {
+		/* the peer learns at once instead of after its idle timeout */
+		ngtcp2_connection_close_error ccerr;
+
+		ngtcp2_connection_close_error_default(&ccerr);
+		ngtcp2_connection_close_error_set_application_error(&ccerr, APP_GOING_AWAY, NULL, 0);
+		send_close(t, &ccerr);
+	}
 	remove_from_agent(t);
 	while (t->streams) {
 		if (!t->streams->peer_fin)
@@ -1594,6 +1715,10 @@ agent_transport_peer_addr(const agent_transport *t, char *buf, size_t len)
 	const ngtcp2_path *p;
 	mp_candidate c;
 
+	if (t->server_now_len)
+		return mp_candidate_from_sockaddr((const struct sockaddr *)&t->server_now, t->server_now_len,
+		                                  MP_CAND_SRFLX, &c) == MP_OK ? mp_candidate_format(&c, buf, len)
+		                                                              : MP_ERR_INVAL;
 	if (!t->conn || !(p = ngtcp2_conn_get_path(t->conn)) ||
 	    mp_candidate_from_sockaddr((const struct sockaddr *)p->remote.addr, p->remote.addrlen, MP_CAND_SRFLX,
 	                               &c) != MP_OK)

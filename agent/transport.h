@@ -19,6 +19,9 @@
  *   - read:  bytes the peer sent, in order; BEV_EVENT_EOF once the peer
  *            finished its direction (QUIC FIN); BEV_EVENT_ERROR when the
  *            peer reset the stream or the connection died.
+ *            BEV_EVENT_ERROR | BEV_EVENT_WRITING alone: the peer stopped
+ *            reading (STOP_SENDING); what is written is dropped, reading
+ *            goes on.
  *   - write: bufferevent_write(); the transport takes bytes from it only
  *            as fast as QUIC flow and congestion control allow, so a
  *            writer that watches its output length (or a write
@@ -63,8 +66,9 @@ typedef enum agent_transport_end {
 	AGENT_TRANSPORT_CLOSED = 0,     /* we closed it, cleanly */
 	AGENT_TRANSPORT_PEER_CLOSED,    /* the peer closed it, cleanly */
 	AGENT_TRANSPORT_WRONG_KEY,      /* peer presented the wrong identity key */
-	AGENT_TRANSPORT_TIMEOUT,        /* nothing heard for the idle timeout: dead peer */
-	AGENT_TRANSPORT_HANDSHAKE,      /* the handshake failed otherwise (peer's alert, timeout) */
+	AGENT_TRANSPORT_TIMEOUT,        /* nothing heard for the idle timeout (or no
+	                                   handshake within it): dead peer, lost path */
+	AGENT_TRANSPORT_HANDSHAKE,      /* TLS failed otherwise: the peer refused our key */
 	AGENT_TRANSPORT_ERROR,          /* protocol or local error */
 } agent_transport_end;
 
@@ -109,7 +113,9 @@ int agent_transport_send_datagram(agent_transport *t, const uint8_t *data, size_
  * sent data is acknowledged, then sends CONNECTION_CLOSE; on_closed
  * follows with AGENT_TRANSPORT_CLOSED. */
 void agent_transport_close(agent_transport *t);
-/* Immediately; no callback.  Streams still open get BEV_EVENT_ERROR. */
+/* Immediately; no callback.  An open connection is ended with
+ * CONNECTION_CLOSE (application error 1, "going away"), so the peer
+ * knows at once; streams still open get BEV_EVENT_ERROR. */
 void agent_transport_free(agent_transport *t);
 
 agent_link *agent_transport_link(const agent_transport *t);

@@ -62,9 +62,10 @@ send_range(agent_link *l, const mp_range *r)
 		return;
 	mp_log(MP_LOG_INFO, "traversal: reporting range mode %u base %u end %u delta %d chunks %u",
 	       r->mode, r->base, r->end, r->delta, r->nchunks);
-	agent_send_signal(l->a, &l->peer, l->via_host[0] ? l->via_host : NULL,
-	                  l->direct_addr[0] ? l->direct_addr : NULL, SIGNAL_RANGE, payload,
-	                  MP_PUNCH_CONN_ID_LEN + n, NULL, NULL);
+	if (l->a->hooks.send_signal)
+		l->a->hooks.send_signal(l->a, &l->peer, l->via_host[0] ? l->via_host : NULL,
+		                        l->direct_addr[0] ? l->direct_addr : NULL, SIGNAL_RANGE, payload,
+		                        MP_PUNCH_CONN_ID_LEN + n);
 }
 
 static void pace(evutil_socket_t fd, short what, void *arg);

@@ -29,7 +29,8 @@
 # mailpunch-keygen, tests/tools/mptool.  Other knobs (environment):
 # BENCH_SESSIONS (10 parallel SMTP sessions), BENCH_SIZE (2048 bytes, the
 # smtp-source message size), BENCH_BATCH (20 messages per connection for
-# the request benchmark), BENCH_KEEP=1 (keep the directory).
+# the request benchmark), BENCH_KEEP=1 (keep the directory), BENCH_TABLE
+# (the milter's Table, e.g. a redis:// URL; bench/redis_milter.sh uses it).
 # Needs root, Postfix (with smtp-source), Dovecot, python3
 # (tests/mailenv/install-deps).  Exit 0 when the measurements were made,
 # 1 when the benchmark could not run, 77 when prerequisites are missing.
@@ -96,7 +97,8 @@ done
 start_seconds=$SECONDS
 dir=$(mktemp -d /tmp/mpb.XXXXXX) || die "mktemp failed"
 chmod 755 "$dir"
-table=/mpb-$$
+# BENCH_TABLE: the milter's Table (default a fresh shared-memory table)
+table=${BENCH_TABLE:-/mpb-$$}
 milter_pid=
 child_pid=
 
@@ -110,7 +112,7 @@ cleanup() {
 		wait "$milter_pid" 2>/dev/null
 	fi
 	mailenv_stop "$dir" >/dev/null 2>&1
-	rm -f "/dev/shm$table"
+	[ -z "${BENCH_TABLE:-}" ] && rm -f "/dev/shm$table"
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		echo "bench: kept $dir" >&2
 	else
@@ -523,7 +525,7 @@ SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
 CONF
 # BENCH_INJECT=smtp: replies over kept-open SMTP connections (InjectSocket)
 [ "${BENCH_INJECT:-}" = smtp ] && echo "InjectSocket        inet:$MAILENV_SMTP_PORT@127.0.0.1" >>"$dir/milter.conf"
-rm -f "/dev/shm$table"
+[ -z "${BENCH_TABLE:-}" ] && rm -f "/dev/shm$table"
 "$MILTER" -f -c "$dir/milter.conf" 2>>"$dir/milter.stderr" &
 milter_pid=$!
 for _ in $(seq 100); do

@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/crypto.h>
 
 #include "mailpunch/error.h"
 #include "mailpunch/table.h"
@@ -157,6 +158,7 @@ static const char *const script_text[NSCRIPTS] = {
 struct redis_table {
 	struct mp_table base;
 	char host[256];
+	char user[128], password[256];   /* AUTH; never logged */
 	int port, db;
 	char key[NKEYS][PREFIX_MAX + 8];
 	size_t cap;
@@ -186,11 +188,25 @@ now_ms(void)
 
 /* ---------------------------------------------------------------- URL */
 
-/* redis://HOST[:PORT][/DB][?prefix=NAME]; HOST may be [v6]. */
-static int
-parse_url(const char *url, char *host, size_t hostlen, int *port, int *db, char *prefix)
+/* Where the host starts: after "USER:PASSWORD@" if there is one (the
+ * last '@' before the query, since a password may hold one). */
+static const char *
+after_userinfo(const char *p)
 {
-	const char *p, *end;
+	const char *at = NULL, *q;
+
+	for (q = p; *q && *q != '?'; q++)
+		if (*q == '@')
+			at = q;
+	return at ? at + 1 : p;
+}
+
+/* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=NAME]; HOST may be [v6]. */
+static int
+parse_url(const char *url, char *host, size_t hostlen, int *port, int *db, char *prefix,
+          char *user, char *password, size_t pwlen)
+{
+	const char *p, *end, *h;
 	char *e;
 	long v;
 	size_t n;
@@ -198,6 +214,20 @@ parse_url(const char *url, char *host, size_t hostlen, int *port, int *db, char 
 	if (strncasecmp(url, "redis://", 8) != 0)
 		return MP_ERR_SYNTAX;
 	p = url + 8;
+	user[0] = password[0] = '\0';
+	h = after_userinfo(p);
+	if (h != p) {
+		const char *colon = memchr(p, ':', (size_t)(h - 1 - p));
+
+		if (!colon || (size_t)(colon - p) >= pwlen || (size_t)(h - 1 - colon - 1) >= pwlen ||
+		    h - 1 == colon + 1)
+			return MP_ERR_SYNTAX;
+		memcpy(user, p, (size_t)(colon - p));
+		user[colon - p] = '\0';
+		memcpy(password, colon + 1, (size_t)(h - 1 - colon - 1));
+		password[h - 1 - colon - 1] = '\0';
+		p = h;
+	}
 	if (*p == '[') {
 		end = strchr(++p, ']');
 		if (!end)
@@ -267,6 +297,18 @@ conn_dial(struct redis_table *t)
 
 	if (!c || c->err || redisSetTimeout(c, rt) != REDIS_OK)
 		goto fail;
+	if (t->password[0]) {
+		if (t->user[0])
+			r = redisCommand(c, "AUTH %s %s", t->user, t->password);
+		else
+			r = redisCommand(c, "AUTH %s", t->password);
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			if (r)
+				freeReplyObject(r);
+			goto fail;
+		}
+		freeReplyObject(r);
+	}
 	if (t->db) {
 		r = redisCommand(c, "SELECT %d", t->db);
 		if (!r || r->type == REDIS_REPLY_ERROR) {
@@ -759,6 +801,7 @@ redis_close(mp_table *tt)
 
 	while (t->nidle)
 		redisFree(t->idle[--t->nidle]);
+	OPENSSL_cleanse(t->password, sizeof t->password);
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->freed);
 	free(t);
@@ -791,7 +834,8 @@ handle_new(const char *url, struct redis_table **out)
 		return MP_ERR_INVAL;
 	if (!(t = calloc(1, sizeof *t)))
 		return MP_ERR_NOMEM;
-	rc = parse_url(url, t->host, sizeof t->host, &t->port, &t->db, prefix);
+	rc = parse_url(url, t->host, sizeof t->host, &t->port, &t->db, prefix, t->user, t->password,
+	               sizeof t->user);
 	if (rc != MP_OK) {
 		free(t);
 		return rc;
@@ -867,6 +911,37 @@ mp_table_redis_unlink(const char *url)
 		freeReplyObject(r);
 	redis_close(&t->base);
 	return rc == MP_OK ? MP_OK : MP_ERR_UNAVAILABLE;
+}
+
+int
+mp_table_redis_url_ok(const char *url)
+{
+	char host[256], prefix[PREFIX_MAX + 1], user[128], pw[128];
+	int port, db, rc;
+
+	if (!url)
+		return 0;
+	rc = parse_url(url, host, sizeof host, &port, &db, prefix, user, pw, sizeof pw);
+	OPENSSL_cleanse(pw, sizeof pw);
+	return rc == MP_OK;
+}
+
+void
+mp_table_spec_redacted(const char *spec, char *buf, size_t len)
+{
+	const char *h;
+
+	if (!buf || len == 0)
+		return;
+	if (!spec) {
+		buf[0] = '\0';
+		return;
+	}
+	if (!mp_table_is_redis(spec) || (h = after_userinfo(spec + 8)) == spec + 8) {
+		snprintf(buf, len, "%s", spec);
+		return;
+	}
+	snprintf(buf, len, "redis://***@%s", h);
 }
 
 int

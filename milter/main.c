@@ -249,7 +249,7 @@ start(const char *config_path, int foreground, int check_only)
 {
 	milter_settings *s;
 	milter_snapshot *snap;
-	char err[1024], username[256] = "", pid_file[512] = "";
+	char err[1024], username[256] = "", pid_file[512] = "", table_text[600];
 	uid_t uid = getuid();
 	gid_t gid = getgid(), ctl_gid;
 	mp_host_limits lim;
@@ -293,6 +293,7 @@ start(const char *config_path, int foreground, int check_only)
 	}
 	milter_snapshot_publish(snap);
 
+	mp_table_spec_redacted(s->table, table_text, sizeof table_text);
 	rc = mp_table_open(s->table, (size_t)s->table_capacity, MP_TABLE_CREATE,
 	                   s->table_mode_bits, &milter.table);
 	if (rc == MP_OK && uid != getuid() && s->table[0] == '/' && strchr(s->table + 1, '/')) {
@@ -301,7 +302,7 @@ start(const char *config_path, int foreground, int check_only)
 			rc = MP_ERR_IO;
 	}
 	if (rc != MP_OK) {
-		fprintf(stderr, "%s: table %s: %s%s%s\n", progname, s->table, mp_strerror(rc),
+		fprintf(stderr, "%s: table %s: %s%s%s\n", progname, table_text, mp_strerror(rc),
 		        rc == MP_ERR_IO ? ": " : "", rc == MP_ERR_IO ? strerror(errno) : "");
 		if (rc == MP_ERR_INCOMPATIBLE)
 			fprintf(stderr, "%s: the table was made with another capacity or version; "
@@ -359,7 +360,7 @@ start(const char *config_path, int foreground, int check_only)
 		goto fail;
 	}
 	mp_log(MP_LOG_NOTICE, "started on %s, control on %s, table %s (%lld entries)", s->socket,
-	       s->control_socket, s->table, s->table_capacity);
+	       s->control_socket, table_text, s->table_capacity);
 
 	rc = smfi_main();
 

@@ -82,9 +82,9 @@ derive(const char *path, milter_settings *s, char *err, size_t errlen)
 		         "writes in Authentication-Results)", path);
 		return MP_ERR_CONFIG;
 	}
-	if (s->table[0] != '/' && !mp_table_is_redis(s->table)) {
+	if (s->table[0] != '/' && !(mp_table_is_redis(s->table) && mp_table_redis_url_ok(s->table))) {
 		snprintf(err, errlen, "%s: Table is /name (shared memory), an absolute file path "
-		         "or redis://host:port/db?prefix=name", path);
+		         "or redis://[[user]:password@]host[:port][/db][?prefix=name]", path);
 		return MP_ERR_CONFIG;
 	}
 	if (strlen(s->subject_marker) > 64 || strpbrk(s->subject_marker, "\r\n")) {

@@ -37,6 +37,7 @@ milter_snapshot_new(milter_settings *s, const milter_snapshot *prev, milter_snap
 		return MP_ERR_NOMEM;
 	}
 	snap->settings = s;
+	snap->refs = 1;         /* the caller's, until it publishes or puts it */
 	rc = mp_hostkey_load(s->host_key, &snap->key);
 	if (rc != MP_OK && prev && strcmp(prev->settings->host_key, s->host_key) == 0) {
 		mp_log(MP_LOG_NOTICE, "host key %s not readable now (%s); keeping the loaded one",
@@ -147,6 +148,9 @@ warn_restart_needed(const milter_settings *old, const milter_settings *new)
 		mp_log(MP_LOG_WARNING, "reload: Table or TableCapacity %s", what);
 	if (str_differs(old->control_socket, new->control_socket))
 		mp_log(MP_LOG_WARNING, "reload: ControlSocket %s", what);
+	/* the sync thread runs only if there were peers at start */
+	if (old->peer_lines.count == 0 && new->peer_lines.count > 0)
+		mp_log(MP_LOG_WARNING, "reload: first Peer entries %s", what);
 	if (str_differs(old->user, new->user))
 		mp_log(MP_LOG_WARNING, "reload: UserID %s", what);
 	if (str_differs(old->reply_rate, new->reply_rate) ||

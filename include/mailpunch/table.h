@@ -97,8 +97,9 @@ int mp_table_shm_unlink(const char *name);
 #define MP_TABLE_REDIS_MAX_CAPACITY ((size_t)1 << 26)
 
 /*
- * url "redis://HOST[:PORT][/DB][?prefix=NAME]" (port 6379, db 0, prefix
- * "mailpunch" by default): the table lives in Redis under keys starting
+ * url "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=NAME]" (port
+ * 6379, db 0, prefix "mailpunch" by default; a password is sent with
+ * AUTH on each connection): the table lives in Redis under keys starting
  * with NAME, so several milters on several machines share it with the
  * semantics above (every mutation is one atomic server-side script).
  * capacity and MP_TABLE_CREATE as for mp_table_shm_open().  When Redis
@@ -106,8 +107,12 @@ int mp_table_shm_unlink(const char *name);
  * (the milter tempfails: never an answer from a table it cannot read).
  */
 int mp_table_redis_open(const char *url, size_t capacity, int flags, mp_table **out);
+/* 1 if url is a well-formed redis:// URL (nothing is contacted). */
+int mp_table_redis_url_ok(const char *url);
 /* Deletes the table's keys. */
 int mp_table_redis_unlink(const char *url);
+/* spec fit for a log: a Redis URL's user and password replaced by ***. */
+void mp_table_spec_redacted(const char *spec, char *buf, size_t len);
 /* 1 if spec is a redis:// URL. */
 int mp_table_is_redis(const char *spec);
 /* mp_table_redis_open() for a redis:// URL, else mp_table_shm_open(). */

@@ -2,6 +2,8 @@
 # Several hosts of one community (seed 001, second embodiment), each a
 # real Postfix + Dovecot (tests/mailenv) with its own mailpunch-milter,
 # all on loopback, routing mail to each other:
+#  0. the settings for several hosts (Peer, Representative, Table
+#     redis://) are checked with mailpunch-milter -t;
 #  1. TABLE_SYNC: members registering at different hosts see each other
 #     after a sync; pushes settle (no ping-pong); a host restarted with
 #     an empty table fills it from its peer; with one host stopped, a
@@ -167,6 +169,21 @@ reply_to_last() { # ENV USER: prints the file
 has_reply() { test -n "$(reply_to_last "$1" "$2")"; }
 wait_reply() { wait_for "${3:-20}" has_reply "$1" "$2"; }
 newest_reply() { reply_to_last "$@"; }
+
+# ---------------------------------------------------------------- 0. settings
+check_conf() { # WANT(ok|bad) LINES...: mailpunch-milter -t on a configuration
+	local want=$1
+	shift
+	printf '%s\n' "RendezvousAddress rdv@a.example" "HostKey $top/keys/a.key" "$@" >"$top/t.conf"
+	if "$MILTER" -t -c "$top/t.conf" >/dev/null 2>&1; then test "$want" = ok; else test "$want" = bad; fi
+}
+check "Peer with an mph1 key accepted" check_conf ok "Peer rdv@b.example $pub_b" "SyncInterval 30s"
+check "Peer with a host key file accepted" check_conf ok "Peer rdv@b.example $top/keys/b.key"
+check "Peer with a bad key refused" check_conf bad "Peer rdv@b.example mph1.nonsense"
+check "Peer without an address refused" check_conf bad "Peer $pub_b"
+check "Representative without peers refused" check_conf bad "Representative yes"
+check "a redis:// Table accepted" check_conf ok "Table redis://:pw@127.0.0.1:6380/2?prefix=mx"
+check "a malformed redis:// Table refused" check_conf bad "Table redis://127.0.0.1:0"
 
 # ---------------------------------------------------------------- 1. sync
 echo "# part 1: two hosts synchronise their tables"

@@ -160,6 +160,12 @@ rc=$?
 check "--send to a listen without --receive: exit 1 (got $rc), 'takes no files'" \
 	bash -c "[ $rc = 1 ] && grep -q 'bulk.in not sent: the peer takes no files' '$dir/nofiles.out'"
 stop_bob
+# a CMD that reads nothing and exits: alice is not left hanging
+start_bob exectrue listen --exec true
+seq 1 2000000 | timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob >"$dir/true.out" 2>"$dir/alice-true.err"
+rc=$?
+check "listen --exec true: connect ends, 0 or 11 (exit $rc, not the timeout's 124)" bash -c "[ $rc = 0 ] || [ $rc = 11 ]"
+stop_bob
 
 # 3. the wrong identity key: bob's transport presents another key
 # than the one his link proved; alice refuses with a clear error
@@ -207,7 +213,29 @@ check "... saying the peer is dead" grep -q "nothing heard from the peer for 4s:
 kill "$holder" 2>/dev/null
 stop_bob
 
-# 5. the applications over the transport (one listen serves them all;
+# 5. the listener stops (SIGTERM): it says so, and alice knows at once
+start_bob stop listen --exec cat
+mkfifo "$dir/alice2.fifo"
+sleep 30 >"$dir/alice2.fifo" &
+holder=$!
+pids+=("$holder")
+timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob <"$dir/alice2.fifo" \
+	>"$dir/stop.out" 2>"$dir/alice-stop.err" &
+alice_pid=$!
+pids+=("$alice_pid")
+for _ in $(seq 300); do grep -q "secure connection" "$dir/alice-stop.err" && break; sleep 0.1; done
+t0=$(date +%s.%N)
+kill -TERM "$bob_pid"
+wait "$alice_pid"
+rc=$?
+took=$(echo "$(date +%s.%N) - $t0" | bc)
+check "listener stopped: alice exits 11 (got $rc) at once (${took}s, idle timeout 30 s)" \
+	bash -c "[ '$rc' = 11 ] && [ \$(echo '$took < 2.0' | bc) = 1 ]"
+check "... saying the peer went away" grep -q "peer went away" "$dir/alice-stop.err"
+kill "$holder" 2>/dev/null
+wait "$bob_pid" 2>/dev/null
+
+# 6. the applications over the transport (one listen serves them all;
 # a 3 s idle timeout lets it notice a killed sender quickly)
 free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, getattr(socket, sys.argv[1])); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"; }
 http_port=$(free_port SOCK_STREAM) deny_port=$(free_port SOCK_STREAM)
@@ -219,7 +247,7 @@ head -c 100000000 /dev/urandom >"$dir/send/big.bin"
 start_bob apps listen --idle-timeout 3 --receive "$dir/recv" \
 	--allow-forward "127.0.0.1:$http_port" --allow-forward-udp "127.0.0.1:$echo_port"
 
-# 5a. a 100 MB file arrives whole
+# 6a. a 100 MB file arrives whole
 t0=$(date +%s.%N)
 timeout 60 "$AGENT" -c "$dir/alice/agent.conf" connect bob --send "$dir/send/big.bin" \
 	>"$dir/send1.out" 2>"$dir/send1.err" </dev/null
@@ -232,7 +260,7 @@ check "... arrived with the same SHA-256" \
 check "... bob says (on stderr: stdout is for pipes): received big.bin" grep -qx "received big.bin" "$dir/apps.err"
 check "... and no part file is left" bash -c "! ls -A '$dir/recv' | grep -q mailpunch-part"
 
-# 5b. cut halfway: the sender is killed (no close reaches bob), bob's
+# 6b. cut halfway: the sender is killed (no close reaches bob), bob's
 # transport times out, the same --send again resumes at the part file
 mv "$dir/send/big.bin" "$dir/send/again.bin"
 closed_before=$(grep -c "connection with $alice_uid closed" "$dir/apps.err")
@@ -266,7 +294,7 @@ check "... the file is whole: same SHA-256" \
 	bash -c "[ \"\$(sha256sum <'$dir/send/again.bin')\" = \"\$(sha256sum <'$dir/recv/again.bin')\" ]"
 check "... --json: file_sent ok" grep -q '"event":"file_sent","name":"again.bin","status":"ok"' "$dir/send3.out"
 
-# 5c. forwarding: an HTTP server and a UDP echo on bob's side; alice
+# 6c. forwarding: an HTTP server and a UDP echo on bob's side; alice
 # forwards to them, and to a TCP and a UDP destination bob did not allow
 head -c 3000000 /dev/urandom >"$dir/www/blob"
 (cd "$dir/www" && exec python3 -m http.server --bind 127.0.0.1 "$http_port") >/dev/null 2>&1 &

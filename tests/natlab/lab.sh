@@ -45,6 +45,8 @@
 #   unsolicited inbound packet from R:r to WAN:p leaves a conntrack entry,
 #   so a later LAN flow from port p toward R:r gets another external port.
 #   emu OPTIONS...  natemu with exactly these options (see natemu.c)
+# LAN-to-LAN traffic is switched, never filtered, as in a home router
+# (with br_netfilter loaded, bridged frames would meet the forward chain).
 # natemu handles UDP only: with every natemu type, TCP and ICMP from the
 # LAN go through the kernel's masquerade (so mail works from the LANs).
 # natemu types take the mapping timeout from NATLAB_TIMEOUT (30 s) and the
@@ -149,6 +151,10 @@ _natlab_host() {
 	ip -n "$h" link add eth0 type veth peer name "$5" netns "$r" || return 1
 	ip -n "$r" link set dev "$5" master lan up
 	ip -n "$h" addr add "$3/24" dev eth0
+	# UDP GSO batches (QUIC sends them) are cut into datagrams on the
+	# host, as a real NIC would on the wire: natemu sees packets, never
+	# one glued super-datagram
+	ip -n "$h" link set dev eth0 gso_max_segs 1
 	ip -n "$h" link set eth0 up
 	ip -n "$h" route add default via "$4"
 }
@@ -253,6 +259,7 @@ table ip natlab {
 	}
 	chain forward {
 		type filter hook forward priority 0; policy drop;
+		ip saddr $lan_net ip daddr $lan_net accept
 		meta l4proto udp drop
 		ct state established,related accept
 		iifname "lan" oifname "wan" accept
@@ -289,6 +296,7 @@ table ip natlab {
 	}
 	chain forward {
 		type filter hook forward priority 0; policy drop;
+		ip saddr $lan_net ip daddr $lan_net accept
 		ct state established,related accept
 		iifname "lan" oifname "wan" accept
 	}

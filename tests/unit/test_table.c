@@ -1385,6 +1385,10 @@ START_TEST(redis_urls_and_attach)
 	ck_assert_int_eq(mp_table_redis_open("redis://h:1?prefix=", 16, MP_TABLE_CREATE, &a), MP_ERR_SYNTAX);
 	ck_assert_ptr_null(a);
 	ck_assert(mp_table_is_redis("REDIS://x"));
+	ck_assert(mp_table_redis_url_ok("redis://h"));
+	ck_assert(mp_table_redis_url_ok("redis://[::1]:7000/3?prefix={mp}"));
+	ck_assert(!mp_table_redis_url_ok("redis://h:99999"));
+	ck_assert(!mp_table_redis_url_ok("redis://h/1?prefix=a b"));
 	ck_assert(!mp_table_is_redis("/mailpunch"));
 
 	table_name(name, sizeof name, "attach");
@@ -1508,6 +1512,70 @@ START_TEST(redis_same_answers_as_shm)
 }
 END_TEST
 
+/* A server that wants a password: the URL carries it (and only a
+ * redacted form of the URL is ever shown). */
+START_TEST(redis_password)
+{
+	char name[160], shown[160];
+	mp_table *t = NULL;
+	int port = free_port();
+	pid_t pid = -1;
+
+	ck_assert_int_gt(port, 0);
+	{
+		char ps[16];
+
+		snprintf(ps, sizeof ps, "%d", port);
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			int fd = open("/dev/null", O_WRONLY);
+
+			dup2(fd, 1);
+			dup2(fd, 2);
+			execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1",
+			       "--save", "", "--appendonly", "no", "--requirepass", "s3cr@t",
+			       "--dir", "/tmp", (char *)NULL);
+			_exit(127);
+		}
+	}
+	for (int i = 0; i < 500; i++) {         /* until it listens */
+		struct timeval tv = { 0, 200000 };
+		redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+		int up = c && !c->err;
+
+		if (c)
+			redisFree(c);
+		if (up)
+			break;
+		usleep(10000);
+	}
+	snprintf(name, sizeof name, "redis://127.0.0.1:%d?prefix=pw", port);
+	ck_assert_int_eq(mp_table_redis_open(name, 8, MP_TABLE_CREATE, &t), MP_ERR_UNAVAILABLE);
+	snprintf(name, sizeof name, "redis://:wrong@127.0.0.1:%d?prefix=pw", port);
+	usleep(600 * 1000);
+	ck_assert_int_eq(mp_table_redis_open(name, 8, MP_TABLE_CREATE, &t), MP_ERR_UNAVAILABLE);
+	snprintf(name, sizeof name, "redis://default:s3cr@t@127.0.0.1:%d?prefix=pw", port);
+	ck_assert_int_eq(mp_table_redis_open(name, 8, MP_TABLE_CREATE, &t), MP_OK);
+	put(t, 1, T0);
+	ck_assert(present(t, 1));
+	mp_table_close(t);
+	snprintf(name, sizeof name, "redis://:s3cr@t@127.0.0.1:%d/2?prefix=pw", port);
+	ck_assert_int_eq(mp_table_redis_open(name, 8, MP_TABLE_CREATE, &t), MP_OK);
+	ck_assert(!present(t, 1));              /* another database */
+	mp_table_close(t);
+	mp_table_spec_redacted(name, shown, sizeof shown);
+	ck_assert_ptr_null(strstr(shown, "s3cr"));
+	ck_assert_ptr_nonnull(strstr(shown, "redis://***@127.0.0.1:"));
+	mp_table_spec_redacted("/mailpunch", shown, sizeof shown);
+	ck_assert_str_eq(shown, "/mailpunch");
+	ck_assert_int_eq(mp_table_redis_open("redis://nocolon@h", 8, 0, &t), MP_ERR_SYNTAX);
+	ck_assert_int_eq(mp_table_redis_open("redis://u:@h", 8, 0, &t), MP_ERR_SYNTAX);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+END_TEST
+
 /* The server goes away: every call says UNAVAILABLE (never a wrong
  * answer), quickly; when it is back (empty: no persistence), the table
  * works again without reopening. */
@@ -1592,6 +1660,7 @@ table_suite(void)
 	tcase_add_test(ts, redis_two_handles_share);
 	tcase_add_test(ts, redis_same_answers_as_shm);
 	tcase_add_test(ts, redis_server_away_and_back);
+	tcase_add_test(ts, redis_password);
 	suite_add_tcase(s, ts);
 	return s;
 #else

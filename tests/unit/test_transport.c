@@ -49,7 +49,8 @@ agent_maybe_exit(agent *a)
 static struct event_base *base;
 static side A, B;               /* A: initiator, QUIC client; B: server */
 static uint8_t *bulk;
-static int rebind_at;           /* rebind A's socket once B echoed this much */
+static int rebind_at;           /* rebind a socket once B echoed this much ... */
+static side *rebind_side;       /* ... this side's */
 static int rebound;
 static int answer_and_free;     /* B answers, finishes and frees at once */
 
@@ -79,14 +80,14 @@ echo_read(struct bufferevent *bev, void *arg)
 	s->echoed += evbuffer_get_length(in);
 	bufferevent_write_buffer(bev, in);
 	if (rebind_at && !rebound && s->echoed >= (size_t)rebind_at) {
-		/* A's NAT gives it a new mapping: same fd, new source port */
+		/* its NAT gives it a new mapping: same fd, new source port */
 		int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 		ck_assert_int_ge(fd, 0);
-		event_del(A.a.udp_ev);
-		ck_assert_int_ge(dup2(fd, A.a.udp_fd), 0);
+		event_del(rebind_side->a.udp_ev);
+		ck_assert_int_ge(dup2(fd, rebind_side->a.udp_fd), 0);
 		close(fd);
-		event_add(A.a.udp_ev, NULL);
+		event_add(rebind_side->a.udp_ev, NULL);
 		rebound = 1;
 	}
 }
@@ -339,11 +340,27 @@ START_TEST(client_nat_rebinding)
 	connect_sides();
 	ck_assert_int_eq(agent_transport_peer_addr(B.t, before, sizeof before), MP_OK);
 	rebind_at = BULK / 4;
+	rebind_side = &A;
 	bulk_echo();
 	ck_assert(rebound);
 	/* B followed A to its new port (B's transport is closed but its
 	 * connection still knows the last path) */
 	ck_assert_int_eq(agent_transport_peer_addr(B.t, after, sizeof after), MP_OK);
+	ck_assert_str_ne(before, after);
+}
+END_TEST
+
+START_TEST(server_nat_rebinding)
+{
+	char before[64], after[64];
+
+	connect_sides();
+	ck_assert_int_eq(agent_transport_peer_addr(A.t, before, sizeof before), MP_OK);
+	rebind_at = BULK / 4;
+	rebind_side = &B;
+	bulk_echo();
+	ck_assert(rebound);
+	ck_assert_int_eq(agent_transport_peer_addr(A.t, after, sizeof after), MP_OK);
 	ck_assert_str_ne(before, after);
 }
 END_TEST
@@ -382,6 +399,7 @@ transport_suite(void)
 	tcase_add_test(tc, finished_then_freed_is_not_reset);
 	tcase_add_test(tc, datagrams);
 	tcase_add_test(tc, client_nat_rebinding);
+	tcase_add_test(tc, server_nat_rebinding);
 	tcase_add_test(tc, dead_peer_detected);
 	suite_add_tcase(s, tc);
 	return s;
