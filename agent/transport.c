@@ -97,6 +97,7 @@ typedef struct tstream {
 	int app_fin;            /* the application finished writing */
 	int fin_sent, peer_fin, closed, app_gone, announced, blocked;
 	int orphaned;           /* app end freed before its EOF reached us */
+	uint64_t stop_wait_ns;  /* since when our STOP_SENDING waits for acks */
 } tstream;
 
 typedef struct dgram {
@@ -536,8 +537,21 @@ reap_abandoned(agent_transport *t)
 		 * write side along with a read shutdown, and a reset cancels the
 		 * retransmission of what was lost) */
 		if (s->app_fin && !s->peer_fin && !s->closed && t->conn &&
-		    (!s->fin_sent || s->acked < s->total))
-			continue;
+		    (!s->fin_sent || s->acked < s->total)) {
+			/* ... but not for ever: a peer blocked by flow control may
+			 * send nothing that would wake us, so look again soon, and
+			 * after a second stop it anyway */
+			struct timeval again = { 0, 100000 };
+			ngtcp2_tstamp now = now_ns();
+
+			if (!s->stop_wait_ns)
+				s->stop_wait_ns = now;
+			if (now - s->stop_wait_ns < 1000000000ull) {
+				if (t->reap_ev && !evtimer_pending(t->reap_ev, NULL))
+					evtimer_add(t->reap_ev, &again);
+				continue;
+			}
+		}
 		s->app_gone = 1;
 		/* what nobody will read: its flow-control credit goes back to
 		 * the connection (the drain callback) */
