@@ -54,6 +54,7 @@ typedef struct connection {
 	char client_addr[64];
 	unsigned long protocol;             /* negotiated SMFIP_* steps */
 	message *msg;
+	int lost;       /* MAIL or RCPT could not be recorded: tempfail at DATA */
 } connection;
 
 static void
@@ -120,8 +121,8 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
              unsigned long *pf3)
 {
 	/* Steps we never need, and callbacks whose reply we never vary. */
-	unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN |
-	                     SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_NR_CONN;
+	unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NR_HDR | SMFIP_NR_BODY |
+	                     SMFIP_NR_CONN | SMFIP_NR_MAIL | SMFIP_NR_RCPT;
 	connection *c = calloc(1, sizeof *c);
 
 	if (!c)
@@ -164,17 +165,23 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 	connection *c = conn_of(ctx);
 	message *m;
 
+	/* MAIL and RCPT are negotiated "no reply" (one round trip less per
+	 * command for every mail): a failure here is remembered and answered
+	 * at DATA, before anything is accepted */
 	if (!c)
 		return SMFIS_TEMPFAIL;
 	message_free(c->msg);
+	c->lost = 0;
 	c->msg = m = calloc(1, sizeof *m);
-	if (!m)
-		return SMFIS_TEMPFAIL;
+	if (!m) {
+		c->lost = 1;
+		return next(ctx, SMFIP_NR_MAIL);
+	}
 	m->snap = milter_snapshot_get();
 	strcpy(m->qid, "NOQUEUE");
 	set_qid(ctx, m);
 	strip_brackets(argv[0] ? argv[0] : "", m->env_from, sizeof m->env_from);
-	return SMFIS_CONTINUE;
+	return next(ctx, SMFIP_NR_MAIL);
 }
 
 static sfsistat
@@ -186,7 +193,7 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 	char **grown;
 
 	if (!m || !m->snap)
-		return SMFIS_CONTINUE;
+		return next(ctx, SMFIP_NR_RCPT);
 	m->nrcpts++;
 	strip_brackets(argv[0] ? argv[0] : "", addr, sizeof addr);
 	if (!mp_host_is_rendezvous(&m->snap->hc, addr)) {
@@ -198,20 +205,24 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 		for (p = 0; p < m->snap->hc.npeers; p++)
 			if (strcasecmp(addr, m->snap->peers[p].addr) == 0)
 				m->peer_rcpts |= UINT64_C(1) << p;
-		return SMFIS_CONTINUE;
+		return next(ctx, SMFIP_NR_RCPT);
 	}
 	if (m->nrdv >= MAX_RCPTS)
-		return SMFIS_CONTINUE;
+		return next(ctx, SMFIP_NR_RCPT);
 	grown = realloc(m->rdv_rcpts, (m->nrdv + 1) * sizeof *grown);
-	if (!grown)
-		return SMFIS_TEMPFAIL;
+	if (!grown) {
+		c->lost = 1;
+		return next(ctx, SMFIP_NR_RCPT);
+	}
 	m->rdv_rcpts = grown;
 	/* smfi_delrcpt wants the recipient exactly as the MTA gave it */
-	if (!(m->rdv_rcpts[m->nrdv] = strdup(argv[0])))
-		return SMFIS_TEMPFAIL;
+	if (!(m->rdv_rcpts[m->nrdv] = strdup(argv[0]))) {
+		c->lost = 1;
+		return next(ctx, SMFIP_NR_RCPT);
+	}
 	if (m->nrdv++ == 0)
 		snprintf(m->rendezvous, sizeof m->rendezvous, "%s", addr);
-	return SMFIS_CONTINUE;
+	return next(ctx, SMFIP_NR_RCPT);
 }
 
 static sfsistat
@@ -220,6 +231,8 @@ cb_data(SMFICTX *ctx)
 	connection *c = conn_of(ctx);
 	message *m = c ? c->msg : NULL;
 
+	if (!c || c->lost)
+		return SMFIS_TEMPFAIL;      /* a request may be among what we lost */
 	/* The cheap exit for ordinary mail: no headers, no body. */
 	if (!m || m->nrdv == 0)
 		return SMFIS_ACCEPT;
