@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # agentenv.sh - the loopback mail system of the agent tests and benchmarks:
 # Postfix with mailpunch-milter and Dovecot (tests/mailenv) on 127.0.0.1,
 # the rendezvous host rdv@lab.example, and agent configurations for its
