@@ -30,58 +30,23 @@ runs=${2:-5}
 command -v socat >/dev/null || { echo "needs socat (apt-get install socat)"; exit 77; }
 # shellcheck source=../tests/mailenv/mailenv.sh
 . "$src/tests/mailenv/mailenv.sh"
+# shellcheck source=../tests/integration/agentenv.sh
+. "$src/tests/integration/agentenv.sh"
 
 dir=$(mktemp -d /tmp/mp-bench-quic.XXXXXX)
 chmod 755 "$dir"
-table=/mp-bench-quic-$$
+AGENTENV_TABLE=/mp-bench-quic-$$
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	mailenv_stop "$dir/env" >/dev/null 2>&1
-	rm -f "/dev/shm$table"
+	agentenv_down "$dir"
 	rm -rf "$dir"
 }
 trap cleanup EXIT
 
-mkdir -p "$dir/env"
-for u in alice bob rdv; do mailenv_add_user "$dir/env" "$u" "pw-$u" >/dev/null; done
-mailenv_start "$dir/env" --domain lab.example --milter "unix:$dir/milter.sock" >/dev/null || exit 1
-"$KEYGEN" host "$dir/host.key" >"$dir/host.pub"
-hostpub=$(awk '/^host-key/ {print $2}' "$dir/host.pub")
-cat >"$dir/milter.conf" <<CONF
-Socket unix:$dir/milter.sock
-SocketMode 0666
-RendezvousAddress rdv@lab.example
-HostKey $dir/host.key
-Table $table
-ControlSocket $dir/control.sock
-LogDestination $dir/milter.log
-ReplyRateLimit 0
-ClientRateLimit 0
-SendmailCommand /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
-CONF
-"$MILTER" -f -c "$dir/milter.conf" &
-pids+=($!)
-for _ in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
+agentenv_up "$dir" "$MILTER" "$KEYGEN" "ReplyRateLimit 0" "ClientRateLimit 0" || exit 1
 for u in alice bob; do
-	mkdir -p "$dir/$u"
-	echo "pw-$u" >"$dir/$u/pw"
-	chmod 600 "$dir/$u/pw"
-	cat >"$dir/$u/agent.conf" <<CONF
-Identity $dir/$u/identity.key
-Name $u
-Address $u@lab.example
-Host rdv@lab.example $hostpub
-SubmissionHost localhost
-SubmissionPort $MAILENV_SUBMISSION_PORT
-MailPasswordFile $dir/$u/pw
-IMAPHost localhost
-IMAPPort $MAILENV_IMAPS_PORT
-CAFile $MAILENV_CA_FILE
-AnnounceAddress 127.0.0.1
-StateDir $dir/$u/state
-LogDestination $dir/$u/agent.log
-CONF
+	agentenv_conf "$dir" "$u"
 	"$AGENT" -c "$dir/$u/agent.conf" id >/dev/null 2>&1
 done
 

@@ -34,16 +34,15 @@
 # note, when not root or without netns/nft).
 set -u
 
+# shellcheck source=coturn.sh
+. "$(dirname "$0")/coturn.sh"
+
 AGENT=${AGENT:-./mailpunch-agent}
-TURNSERVER=${TURNSERVER:-$(command -v turnserver || true)}
 if [ ! -x "$AGENT" ]; then
 	echo "SKIP: no mailpunch-agent at $AGENT (set AGENT)"
 	exit 77
 fi
-if [ -z "$TURNSERVER" ] || [ ! -x "$TURNSERVER" ]; then
-	echo "SKIP: coturn's turnserver not found (apt-get install coturn)"
-	exit 77
-fi
+coturn_find || exit 77
 AGENT=$(realpath "$AGENT")
 
 pass=0
@@ -79,21 +78,6 @@ check() {
 has() { grep -q "\"$1\":\"$2\"" "$tmp/out"; }
 # num KEY: a numeric field of the JSON object
 num() { sed -n "s/.*\"$1\":\(-\{0,1\}[0-9]*\).*/\1/p" "$tmp/out" | head -n 1; }
-
-used_ports() { ss -Htuan 2>/dev/null | awk '{print $5}' | sed -n 's/.*:\([0-9]*\)$/\1/p'; }
-free_port() {
-	local p used
-	used=" $(used_ports | tr '\n' ' ') "
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 30000))
-		case "$used" in
-		*" $p "*|*" $((p + 1)) "*) continue ;;
-		esac
-		echo "$p"
-		return 0
-	done
-	return 1
-}
 
 # conf NAME STUNSERVER...: an agent configuration (nat needs no mail)
 conf() {
@@ -134,16 +118,13 @@ run_nat() {
 # start_coturn PREFIX... -- IP...: coturn on the IPs, port in $P; waits
 # until it answers a Binding request (by the agent itself)
 start_coturn() {
-	local prefix=() ips=() name=$1
+	local prefix=() name=$1
 	shift
 	while [ "$1" != "--" ]; do prefix+=("$1"); shift; done
 	shift
-	for ip in "$@"; do ips+=(--listening-ip "$ip"); done
-	P=$(free_port) || return 1
-	"${prefix[@]}" "$TURNSERVER" -n "${ips[@]}" --listening-port "$P" --alt-listening-port $((P + 1)) \
-		--stun-only --no-cli --no-tls --no-dtls --log-file "$tmp/turn-$name.log" --simple-log \
-		--pidfile "$tmp/turn-$name.pid" --userdb "$tmp/turndb-$name" >"$tmp/turn-$name.out" 2>&1 &
-	pids+=($!)
+	P=$(coturn_free_port) || return 1
+	coturn_start "$tmp" "$name" "$P" "${prefix[@]}" -- "$@"
+	pids+=("$COTURN_PID")
 	conf "probe-$name" "$1:$P"
 	for _ in $(seq 50); do
 		run_nat "${prefix[@]}" -- "probe-$name" --json
@@ -212,7 +193,7 @@ conf none
 run_nat -- none --json
 check "no STUNServer: exit 3 with a message" \
 	eval 'test "$rc" -eq 3 && grep -q "no STUNServer" "$tmp/err"'
-D=$(free_port)
+D=$(coturn_free_port)
 conf dead "127.0.0.1:$D"
 run_nat -- dead --json
 check "a dead server: exit 1, said so, within the bound (${took} ms)" \

@@ -19,16 +19,15 @@
 # only if all passed, 77 if it cannot run.
 set -u
 
+# shellcheck source=coturn.sh
+. "$(dirname "$0")/coturn.sh"
+
 STUN_PROBE=${STUN_PROBE:-./tests/agent/stun_probe}
-TURNSERVER=${TURNSERVER:-$(command -v turnserver || true)}
 if [ ! -x "$STUN_PROBE" ]; then
 	echo "SKIP: no stun_probe at $STUN_PROBE (set STUN_PROBE)"
 	exit 77
 fi
-if [ -z "$TURNSERVER" ] || [ ! -x "$TURNSERVER" ]; then
-	echo "SKIP: coturn's turnserver not found (apt-get install coturn)"
-	exit 77
-fi
+coturn_find || exit 77
 STUN_PROBE=$(realpath "$STUN_PROBE")
 
 pass=0
@@ -47,23 +46,6 @@ trap cleanup EXIT
 
 ok() { pass=$((pass + 1)); echo "ok - $*"; }
 not_ok() { fail=$((fail + 1)); echo "not ok - $*"; }
-
-# A UDP and TCP port free on loopback, with the next one free too
-# (coturn's alternative port is the listening port plus one).
-used_ports() { ss -Htuan 2>/dev/null | awk '{print $5}' | sed -n 's/.*:\([0-9]*\)$/\1/p'; }
-free_port() {
-	local p used
-	used=" $(used_ports | tr '\n' ' ') "
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 30000))
-		case "$used" in
-		*" $p "*|*" $((p + 1)) "*) continue ;;
-		esac
-		echo "$p"
-		return 0
-	done
-	return 1
-}
 
 # probe ARGS...: runs the client, output in $tmp/out, status in $rc.
 # A sanitizer report (when the probe is built with ASan) fails a test of
@@ -97,14 +79,10 @@ check() {
 
 # ---------------------------------------------------------------- coturn
 
-P=$(free_port) || { echo "SKIP: no free port"; exit 77; }
+P=$(coturn_free_port) || { echo "SKIP: no free port"; exit 77; }
 A=$((P + 1))
-"$TURNSERVER" -n --listening-ip 127.0.0.1 --listening-ip 127.0.0.2 \
-	--listening-port "$P" --alt-listening-port "$A" --stun-only --no-cli \
-	--no-tls --no-dtls --log-file "$tmp/turn.log" --simple-log \
-	--pidfile "$tmp/turn.pid" --userdb "$tmp/turndb" \
-	>"$tmp/turn.out" 2>&1 &
-pids+=($!)
+coturn_start "$tmp" lo "$P" 127.0.0.1 127.0.0.2
+pids+=("$COTURN_PID")
 ready=0
 for _ in $(seq 50); do
 	if "$STUN_PROBE" --timeout 200 "127.0.0.1:$P" "127.0.0.2:$P" >/dev/null 2>&1; then
@@ -114,14 +92,14 @@ for _ in $(seq 50); do
 	sleep 0.2
 done
 if [ "$ready" -ne 1 ]; then
-	echo "not ok - coturn did not start on 127.0.0.1:$P ($(tail -n 5 "$tmp/turn.log" 2>/dev/null))"
+	echo "not ok - coturn did not start on 127.0.0.1:$P ($(tail -n 5 "$tmp/turn-lo.log" 2>/dev/null))"
 	echo "0 passed, 1 failed"
 	exit 1
 fi
 ok "coturn answers on 127.0.0.1:$P and 127.0.0.2:$P"
 
 # A fixed local port: the mapping must be exactly it.
-Q=$(free_port)
+Q=$(coturn_free_port)
 S1="127.0.0.1:$P"
 S2="127.0.0.2:$P"
 probe --bind "127.0.0.1:$Q" "$S1"
@@ -194,7 +172,7 @@ check "three rounds on one client, freed from its callback" \
 
 # ---------------------------------------------------------------- timeouts
 
-C=$(free_port)
+C=$(coturn_free_port)
 probe --timeout 1200 "127.0.0.1:$C"
 t=$(total_ms)
 check "closed port times out within the 1200 ms bound (${t} ms, 2 sends)" \
@@ -216,7 +194,7 @@ check "a dead server beside a live one: live answers, dead times out (${t} ms)" 
 # serve MODE: starts stun_probe's server; sets F (address) and LOG.
 serve() {
 	local port i
-	port=$(free_port)
+	port=$(coturn_free_port)
 	LOG="$tmp/serve.$1.$port"
 	"$STUN_PROBE" --serve "127.0.0.1:$port" --mode "$1" >"$LOG" 2>&1 &
 	pids+=($!)

@@ -24,10 +24,12 @@ if [ "$(id -u)" -ne 0 ] || ! command -v postfix >/dev/null || ! command -v dovec
 fi
 # shellcheck source=../mailenv/mailenv.sh
 . "$src/mailenv/mailenv.sh"
+# shellcheck source=agentenv.sh
+. "$src/integration/agentenv.sh"
 
 dir=$(mktemp -d /tmp/mp-agent.XXXXXX)
 chmod 755 "$dir"     # Postfix and Dovecot users must reach the environment
-table=/mp-agent-$$
+AGENTENV_TABLE=/mp-agent-$$
 pass=0
 fail=0
 pids=()
@@ -36,8 +38,7 @@ cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	sleep 0.2
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	mailenv_stop "$dir/env" >/dev/null 2>&1
-	rm -f "/dev/shm$table"
+	agentenv_down "$dir"
 	[ "$fail" -eq 0 ] && rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -58,56 +59,19 @@ agent() {
 	rc=$?
 }
 
-mkdir -p "$dir/env"
-for u in alice bob carol rdv; do mailenv_add_user "$dir/env" "$u" "pw-$u" || exit 1; done
-mailenv_start "$dir/env" --domain lab.example --milter "unix:$dir/milter.sock" >/dev/null || exit 1
-"$KEYGEN" host "$dir/host.key" >"$dir/host.pub" || exit 1
-hostpub=$(awk '/^host-key/ {print $2}' "$dir/host.pub")
-cat >"$dir/milter.conf" <<CONF
-Socket              unix:$dir/milter.sock
-SocketMode          0666
-RendezvousAddress   rdv@lab.example
-HostKey             $dir/host.key
-Table               $table
-TableCapacity       1000
-ControlSocket       $dir/control.sock
-LogDestination      $dir/milter.log
-LogLevel            debug
-SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
-CONF
-"$MILTER" -f -c "$dir/milter.conf" 2>"$dir/milter.err" &
-pids+=($!)
-for _ in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
+agentenv_up "$dir" "$MILTER" "$KEYGEN" "TableCapacity       1000" "LogLevel            debug" || exit 1
 
 # write_conf USER [extra lines...]: an agent.conf for USER
 write_conf() {
 	local u=$1; shift
-	mkdir -p "$dir/$u"
-	[ -f "$dir/$u/pw" ] || { echo "pw-$u" >"$dir/$u/pw"; chmod 600 "$dir/$u/pw"; }
-	{
-		cat <<CONF
-Identity            $dir/$u/identity.key
-Name                $u
-Address             $u@lab.example
-Host                rdv@lab.example $hostpub
-SubmissionHost      localhost
-SubmissionPort      $MAILENV_SUBMISSION_PORT
-MailPasswordFile    $dir/$u/pw
-IMAPHost            localhost
-IMAPPort            $MAILENV_IMAPS_PORT
-POP3Host            localhost
-POP3Port            $MAILENV_POP3S_PORT
-PollInterval        1s
-CAFile              $MAILENV_CA_FILE
-AnnounceAddress     127.0.0.1
-StateDir            $dir/$u/state
-LogDestination      $dir/$u/agent.log
-LogLevel            info
-ReplyTimeout        30s
-PunchTimeout        4s
-CONF
-		for line in "$@"; do echo "$line"; done
-	} >"$dir/$u/agent.conf"
+	agentenv_conf "$dir" "$u" \
+		"POP3Host            localhost" \
+		"POP3Port            $MAILENV_POP3S_PORT" \
+		"PollInterval        1s" \
+		"LogLevel            info" \
+		"ReplyTimeout        30s" \
+		"PunchTimeout        4s" \
+		"$@"
 }
 
 write_conf alice

@@ -26,10 +26,12 @@ if [ "$(id -u)" -ne 0 ] || ! command -v postfix >/dev/null || ! command -v dovec
 fi
 # shellcheck source=../mailenv/mailenv.sh
 . "$src/mailenv/mailenv.sh"
+# shellcheck source=agentenv.sh
+. "$src/integration/agentenv.sh"
 
 dir=$(mktemp -d /tmp/mp-quic.XXXXXX)
 chmod 755 "$dir"
-table=/mp-quic-$$
+AGENTENV_TABLE=/mp-quic-$$
 pass=0
 fail=0
 pids=()
@@ -38,8 +40,7 @@ cleanup() {
 	for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
 	sleep 0.2
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	mailenv_stop "$dir/env" >/dev/null 2>&1
-	rm -f "/dev/shm$table"
+	agentenv_down "$dir"
 	[ "$fail" -eq 0 ] && rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -54,50 +55,10 @@ not_ok() {
 }
 check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else not_ok "$what"; fi; }
 
-mkdir -p "$dir/env"
-for u in alice bob rdv; do mailenv_add_user "$dir/env" "$u" "pw-$u" || exit 1; done
-mailenv_start "$dir/env" --domain lab.example --milter "unix:$dir/milter.sock" >/dev/null || exit 1
-"$KEYGEN" host "$dir/host.key" >"$dir/host.pub" || exit 1
-hostpub=$(awk '/^host-key/ {print $2}' "$dir/host.pub")
-cat >"$dir/milter.conf" <<CONF
-Socket              unix:$dir/milter.sock
-SocketMode          0666
-RendezvousAddress   rdv@lab.example
-HostKey             $dir/host.key
-Table               $table
-TableCapacity       1000
-ControlSocket       $dir/control.sock
-LogDestination      $dir/milter.log
-LogLevel            debug
-SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
-CONF
-"$MILTER" -f -c "$dir/milter.conf" 2>"$dir/milter.err" &
-pids+=($!)
-for _ in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
-
+agentenv_up "$dir" "$MILTER" "$KEYGEN" "TableCapacity       1000" "LogLevel            debug" || exit 1
 for u in alice bob; do
-	mkdir -p "$dir/$u"
-	echo "pw-$u" >"$dir/$u/pw"
-	chmod 600 "$dir/$u/pw"
-	cat >"$dir/$u/agent.conf" <<CONF
-Identity            $dir/$u/identity.key
-Name                $u
-Address             $u@lab.example
-Host                rdv@lab.example $hostpub
-SubmissionHost      localhost
-SubmissionPort      $MAILENV_SUBMISSION_PORT
-MailPasswordFile    $dir/$u/pw
-IMAPHost            localhost
-IMAPPort            $MAILENV_IMAPS_PORT
-PollInterval        1s
-CAFile              $MAILENV_CA_FILE
-AnnounceAddress     127.0.0.1
-StateDir            $dir/$u/state
-LogDestination      $dir/$u/agent.log
-LogLevel            info
-ReplyTimeout        30s
-PunchTimeout        5s
-CONF
+	agentenv_conf "$dir" "$u" "PollInterval        1s" "LogLevel            info" \
+		"ReplyTimeout        30s" "PunchTimeout        5s"
 	"$AGENT" -c "$dir/$u/agent.conf" id >"$dir/$u/id.out" 2>&1
 done
 alice_uid=$(awk '/^user-id/ {print $2}' "$dir/alice/id.out")

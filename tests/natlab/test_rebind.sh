@@ -27,19 +27,17 @@ fi
 . "$src/natlab/lab.sh"
 # shellcheck source=../mailenv/mailenv.sh
 . "$src/mailenv/mailenv.sh"
+# shellcheck source=labmail.sh
+. "$src/natlab/labmail.sh"
 
 dir=$(mktemp -d /tmp/mp-rebind.XXXXXX)
 chmod 755 "$dir"
-table=/mp-rebind-$$
 pass=0
 fail=0
-milter_pid=
 
 cleanup() {
-	[ -n "$milter_pid" ] && kill "$milter_pid" 2>/dev/null
-	ip netns exec "$NL_PUB" bash -c ". '$src/mailenv/mailenv.sh'; mailenv_stop '$dir/env'" >/dev/null 2>&1
+	labmail_down "$dir"
 	natlab_down
-	rm -f "/dev/shm$table"
 	[ "$fail" -eq 0 ] && [ "${REBIND_KEEP:-0}" != 1 ] && rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -54,66 +52,14 @@ mkdir -p "$NATLAB_DIR"
 natlab_up || { echo "not ok - the NAT lab did not come up"; echo "0 passed, 1 failed"; exit 1; }
 natlab_coturn_up || { echo "not ok - coturn did not start"; echo "0 passed, 1 failed"; exit 1; }
 
-mkdir -p "$dir/env"
-for u in alice bob rdv; do mailenv_add_user "$dir/env" "$u" "pw-$u" >/dev/null || exit 1; done
-# Postfix, Dovecot and the milter on the lab's public network (the
-# milter's sendmail reads Postfix's main.cf, which names pub's address)
-if ! ip netns exec "$NL_PUB" bash -c ". '$src/mailenv/mailenv.sh' && mailenv_start '$dir/env' \
-	--domain lab.example --host '$NL_MAIL_ADDR' --milter 'unix:$dir/milter.sock'" >"$dir/mailenv.out" 2>&1; then
-	cat "$dir/mailenv.out"
+if ! labmail_up "$dir" "$MILTER" "$KEYGEN" alice bob; then
 	echo "not ok - the mail system did not start in the lab"
 	echo "0 passed, 1 failed"
 	exit 1
 fi
-# shellcheck disable=SC1091
-. "$dir/env/env"
-"$KEYGEN" host "$dir/host.key" >"$dir/host.pub" || exit 1
-hostpub=$(awk '/^host-key/ {print $2}' "$dir/host.pub")
-cat >"$dir/milter.conf" <<CONF
-Socket              unix:$dir/milter.sock
-SocketMode          0666
-RendezvousAddress   rdv@lab.example
-HostKey             $dir/host.key
-Table               $table
-ControlSocket       $dir/control.sock
-ReplyRateLimit      0
-ClientRateLimit     0
-LogDestination      $dir/milter.log
-LogLevel            info
-SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
-CONF
-ip netns exec "$NL_PUB" "$MILTER" -f -c "$dir/milter.conf" 2>"$dir/milter.err" &
-milter_pid=$!
-disown "$milter_pid"     # natlab_down ends it; no job-control chatter
-for _ in $(seq 50); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
 
-write_conf() {
-	local u=$1
-	mkdir -p "$dir/$u"
-	echo "pw-$u" >"$dir/$u/pw"
-	chmod 600 "$dir/$u/pw"
-	cat >"$dir/$u/agent.conf" <<CONF
-Identity            $dir/$u/identity.key
-Name                $u
-Address             $u@lab.example
-Host                rdv@lab.example $hostpub
-SubmissionHost      $NL_MAIL_ADDR
-SubmissionPort      $MAILENV_SUBMISSION_PORT
-MailPasswordFile    $dir/$u/pw
-IMAPHost            $NL_MAIL_ADDR
-IMAPPort            $MAILENV_IMAPS_PORT
-PollInterval        1s
-CAFile              $MAILENV_CA_FILE
-STUNServer          $NL_STUN1:$NL_STUN_PORT
-StateDir            $dir/$u/state
-LogDestination      $dir/$u/agent.log
-LogLevel            info
-ReplyTimeout        30s
-PunchTimeout        30s
-CONF
-}
 for u in alice bob; do
-	write_conf "$u"
+	labmail_agent_conf "$dir" "$u" "PunchTimeout        30s"
 	"$AGENT" -c "$dir/$u/agent.conf" id >/dev/null || exit 1
 done
 check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else not_ok "$what"; fi; }
