@@ -713,8 +713,17 @@ stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t code, vo
 		return 0;
 	s->closed = 1;
 	free_chunks(s);
-	if (!s->peer_fin)
+	if (!s->peer_fin) {
 		stream_error(s);
+	} else if (!s->app_fin) {
+		/* everything came in, but the peer stopped our sending
+		 * (STOP_SENDING: ngtcp2 answers it and closes the stream with no
+		 * callback of its own): the application's writes go nowhere */
+		struct bufferevent *app = app_end(s);
+
+		if (app)
+			bufferevent_trigger_event(app, BEV_EVENT_ERROR | BEV_EVENT_WRITING, BEV_TRIG_DEFER_CALLBACKS);
+	}
 	if (!app_end(s) && s->announced)
 		s->app_gone = 1;
 	(void)t;
