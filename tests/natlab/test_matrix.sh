@@ -17,6 +17,8 @@
 #                                          bench/natlab_matrix.sh uses 20)
 #   MATRIX_CONSUME=N                       background flows/s on each NAT
 #   MATRIX_ALL=1                           also the pairs no method can join
+#   MATRIX_SHARD=K/N                       only every N-th pair from the K-th
+#                                          (0-based): N labs side by side
 #   MATRIX_PLAIN=1                         baseline: plain simultaneous
 #                                          punching, no prediction
 # Needs root, netns, nftables, Postfix, Dovecot, coturn; exit 77 if not.
@@ -129,9 +131,14 @@ export NATLAB_CONSUME=${MATRIX_CONSUME:-0}
 printf '%-15s %-15s %-9s %8s %8s  %s\n' "alice (r1)" "bob (r2)" connected ms packets plan >"$dir/table"
 set -- $TYPES
 types=("$@")
+shard_k=${MATRIX_SHARD%/*} shard_n=${MATRIX_SHARD#*/}
+[ -n "${MATRIX_SHARD:-}" ] || { shard_k=0 shard_n=1; }
+pair_no=-1
+mine() { pair_no=$((pair_no + 1)); [ $((pair_no % shard_n)) -eq "$shard_k" ]; }
 for ((i = 0; i < ${#types[@]}; i++)); do
 	for ((j = i; j < ${#types[@]}; j++)); do
 		x=${types[i]} y=${types[j]}
+		mine || continue
 		if ! required "$x" "$y" && [ "${MATRIX_ALL:-0}" != 1 ]; then
 			echo "# $x <-> $y: not run (both port-sensitive symmetric, one random: MATRIX_ALL=1 runs it)"
 			continue
@@ -167,6 +174,7 @@ done
 # two peers behind the same NAT (r1): the local candidates meet on the LAN
 for t in portsym-seq1 kernel-masq; do
 	case " $TYPES " in *" $t "*) ;; *) continue ;; esac
+	mine || continue
 	natlab_nat r1 "$t" || continue
 	attempt "$t" "$t" "$NL_A" "$NL_A2" alice carol
 	printf '%-15s %-15s %-9s %8s %8s  %s\n' "$t" "same-NAT" "$([ "$ok_conn" = 1 ] && echo yes || echo NO)" \
