@@ -78,6 +78,8 @@ mp_host_outcome_free(mp_host_outcome *out)
 {
 	free(out->mail);
 	out->mail = NULL;
+	mp_mail_free(out->parts);
+	out->parts = NULL;
 }
 
 static int drop(mp_host_outcome *out, mp_stat stat, const char *fmt, ...)
@@ -125,9 +127,11 @@ compose(const mp_host_config *cfg, const mp_host_input *in, const char *to,
 	if ((rc = mp_mail_compose(&d, &mail)) != MP_OK)
 		return rc;
 	rc = mp_mail_serialize(mail, &out->mail, &out->mail_len);
-	mp_mail_free(mail);
-	if (rc != MP_OK)
+	if (rc != MP_OK) {
+		mp_mail_free(mail);
 		return rc;
+	}
+	out->parts = mail;
 	out->action = MP_HOST_SEND;
 	snprintf(out->from, sizeof out->from, "%s", in->rcpt);
 	snprintf(out->to, sizeof out->to, "%s", to);

@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "keys_priv.h"
 #include "primitives.h"
@@ -166,11 +167,21 @@ mp_seal(uint8_t type, const uint8_t *plain, size_t plain_len, const mp_block_key
         const uint8_t recipient_pub[MP_KEY_LEN], const uint8_t *eph_priv,
         uint8_t **out, size_t *outlen)
 {
-	EVP_PKEY *eph = eph_priv
-		? EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, eph_priv, MP_KEY_LEN)
-		: EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+	uint8_t fresh[MP_KEY_LEN];
+	EVP_PKEY *eph;
 	int rc;
 
+	/* An X25519 private key is any 32 bytes (RFC 7748: the library
+	 * clamps them).  Importing random bytes costs about half of
+	 * OpenSSL 3.0's generic keygen path, and a host seals a reply for
+	 * every request. */
+	if (!eph_priv) {
+		if (RAND_priv_bytes(fresh, sizeof fresh) != 1)
+			return MP_ERR_CRYPTO;
+		eph_priv = fresh;
+	}
+	eph = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, eph_priv, MP_KEY_LEN);
+	OPENSSL_cleanse(fresh, sizeof fresh);
 	if (!eph)
 		return MP_ERR_CRYPTO;
 	rc = seal_with(type, plain, plain_len, sender, recipient_pub, eph, out, outlen);

@@ -28,10 +28,12 @@
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
 #include "mailpunch/mail.h"
+#include "rewrite.h"
 #include "state.h"
 #include "sync.h"
 
 #define MAX_RCPTS 1000
+#define MAX_HEADERS 1000        /* more: the reply is injected, not rewritten */
 
 /* Per message; lives from MAIL FROM to end of message or abort. */
 typedef struct message {
@@ -40,6 +42,9 @@ typedef struct message {
 	char rendezvous[MP_ADDR_MAX + 1];   /* first rendezvous recipient */
 	char **rdv_rcpts;                   /* as received, to delete */
 	size_t nrdv, nrcpts;
+	char **header_names;                /* as received, to delete on rewrite */
+	size_t nheaders;
+	int names_incomplete;               /* so no rewrite */
 	int is_auto, auth_pass;
 	char *content_type, *cte, *message_id;
 	char *body;
@@ -53,6 +58,7 @@ typedef struct message {
 typedef struct connection {
 	char client_addr[64];
 	unsigned long protocol;             /* negotiated SMFIP_* steps */
+	unsigned long actions;              /* SMFIF_* modifications granted */
 	message *msg;
 	int lost;       /* MAIL or RCPT could not be recorded: tempfail at DATA */
 } connection;
@@ -67,6 +73,9 @@ message_free(message *m)
 	for (i = 0; i < m->nrdv; i++)
 		free(m->rdv_rcpts[i]);
 	free(m->rdv_rcpts);
+	for (i = 0; i < m->nheaders; i++)
+		free(m->header_names[i]);
+	free(m->header_names);
 	free(m->content_type);
 	free(m->cte);
 	free(m->message_id);
@@ -127,11 +136,23 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 
 	if (!c)
 		return SMFIS_TEMPFAIL;
-	*pf0 = f0 & (SMFIF_DELRCPT | SMFIF_ADDRCPT);
+	*pf0 = f0 & (SMFIF_DELRCPT | SMFIF_ADDRCPT | MILTER_REWRITE_ACTIONS | SMFIF_SETSYMLIST);
 	*pf1 = f1 & want;
+	/* The queue ID is the only macro we read: ask for nothing else, so
+	 * that neither the MTA nor libmilter formats and parses the default
+	 * lists for every message. */
+	if (*pf0 & SMFIF_SETSYMLIST)
+		if (smfi_setsymlist(ctx, SMFIM_CONNECT, "") != MI_SUCCESS ||
+		    smfi_setsymlist(ctx, SMFIM_ENVFROM, "i") != MI_SUCCESS ||
+		    smfi_setsymlist(ctx, SMFIM_ENVRCPT, "") != MI_SUCCESS ||
+		    smfi_setsymlist(ctx, SMFIM_DATA, "i") != MI_SUCCESS ||
+		    smfi_setsymlist(ctx, SMFIM_EOH, "") != MI_SUCCESS ||
+		    smfi_setsymlist(ctx, SMFIM_EOM, "i") != MI_SUCCESS)
+			*pf0 &= ~(unsigned long)SMFIF_SETSYMLIST;
 	*pf2 = 0;
 	*pf3 = 0;
 	c->protocol = *pf1;
+	c->actions = *pf0;
 	smfi_setpriv(ctx, c);
 	return SMFIS_CONTINUE;
 }
@@ -247,6 +268,29 @@ keep_header(char **slot, const char *value)
 		*slot = strdup(value);
 }
 
+/* Every header name, in order: a rewrite removes them all.  If one
+ * cannot be kept, the reply is injected instead. */
+static void
+remember_header_name(message *m, const char *name)
+{
+	char **grown;
+	char *copy;
+
+	if (m->names_incomplete)
+		return;
+	if (m->nheaders == MAX_HEADERS ||
+	    !(grown = realloc(m->header_names, (m->nheaders + 1) * sizeof *grown))) {
+		m->names_incomplete = 1;
+		return;
+	}
+	m->header_names = grown;
+	if (!(copy = strdup(name))) {
+		m->names_incomplete = 1;
+		return;
+	}
+	m->header_names[m->nheaders++] = copy;
+}
+
 static sfsistat
 cb_header(SMFICTX *ctx, char *name, char *value)
 {
@@ -255,6 +299,7 @@ cb_header(SMFICTX *ctx, char *name, char *value)
 
 	if (!m || m->nrdv == 0)
 		return next(ctx, SMFIP_NR_HDR);
+	remember_header_name(m, name);
 	if (!strcasecmp(name, "Content-Type"))
 		keep_header(&m->content_type, value);
 	else if (!strcasecmp(name, "Content-Transfer-Encoding"))
@@ -389,6 +434,21 @@ forward_to_peer(SMFICTX *ctx, message *m)
 	return 1;
 }
 
+/*
+ * A reply to a request addressed to us alone becomes the request itself
+ * (rewrite.h says why).  Signals are injected: the trace headers the MTA
+ * keeps would tell the target about the sender's mail path.  So are
+ * replies to requests with other recipients, who must still get the
+ * request, and everything when the MTA did not grant the changes.
+ */
+static int
+rewrite_allowed(const connection *c, const message *m, const mp_host_outcome *out)
+{
+	return m->snap->settings->rewrite_replies && out->msg_type == MP_MSG_REQUEST &&
+	       out->parts && m->nrdv >= m->nrcpts && !m->names_incomplete &&
+	       milter_rewrite_granted(c->actions);
+}
+
 static sfsistat
 process(SMFICTX *ctx, connection *c, message *m)
 {
@@ -440,6 +500,21 @@ process(SMFICTX *ctx, connection *c, message *m)
 		          m->qid, "%s (from <%s>)%s", out.detail, m->env_from,
 		          out.stat == MP_STAT_SYNCS ? "" : ": no answer");
 		return finish_request(ctx, m);
+	}
+	if (rewrite_allowed(c, m, &out)) {
+		const char *step;
+
+		if (milter_rewrite(ctx, out.from, out.to, out.parts, m->header_names, m->nheaders,
+		                   m->rdv_rcpts, m->nrdv, &step) != MP_OK) {
+			snprintf(err, sizeof err, "the MTA refused to %s", step);
+			mp_host_cancel(milter.host, &out);
+			mp_host_outcome_free(&out);
+			return tempfail(ctx, m, err);
+		}
+		mp_table_count(milter.table, out.stat, 1);
+		mp_log_id(MP_LOG_INFO, m->qid, "%s (the request became the reply)", out.detail);
+		mp_host_outcome_free(&out);
+		return SMFIS_ACCEPT;
 	}
 	rc = milter_send(s, out.from, out.to, out.mail, out.mail_len, err, sizeof err);
 	if (rc != MP_OK) {
@@ -497,7 +572,7 @@ cb_close(SMFICTX *ctx)
 struct smfiDesc milter_desc = {
 	.xxfi_name = (char *)"mailpunch-milter",
 	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_DELRCPT | SMFIF_ADDRCPT,
+	.xxfi_flags = SMFIF_DELRCPT | SMFIF_ADDRCPT | MILTER_REWRITE_ACTIONS,
 	.xxfi_connect = cb_connect,
 	.xxfi_envfrom = cb_envfrom,
 	.xxfi_envrcpt = cb_envrcpt,

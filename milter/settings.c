@@ -41,6 +41,7 @@ static const mp_cfg_option options[] = {
 	OPT("ClientRateLimit", MP_CFG_STRING, client_rate, 0, 0, "600/1h", 0),
 	OPT("ReplayCacheSize", MP_CFG_INT, replay_cache, 16, 100000000, "200000", 0),
 	OPT("SubjectMarker", MP_CFG_STRING, subject_marker, 0, 0, "[mailpunch]", 0),
+	OPT("ReplyMethod", MP_CFG_STRING, reply_method, 0, 0, "rewrite", 0),
 	OPT("SendmailCommand", MP_CFG_STRING, sendmail, 0, 0, "/usr/sbin/sendmail -i", 0),
 	OPT("InjectSocket", MP_CFG_SOCKET, inject_socket, 0, 0, NULL, 0),
 	OPT("InjectTimeout", MP_CFG_DURATION, inject_timeout, 1, 600, "60s", 0),
@@ -98,6 +99,13 @@ derive(const char *path, milter_settings *s, char *err, size_t errlen)
 	if (s->representative && s->peer_lines.count == 0) {
 		snprintf(err, errlen, "%s: Representative needs Peer entries (the hosts to pass "
 		         "requests on to)", path);
+		return MP_ERR_CONFIG;
+	}
+	if (strcmp(s->reply_method, "rewrite") == 0) {
+		s->rewrite_replies = 1;
+	} else if (strcmp(s->reply_method, "inject") != 0) {
+		snprintf(err, errlen, "%s: ReplyMethod is rewrite (the request becomes the reply) "
+		         "or inject (the reply is a new mail)", path);
 		return MP_ERR_CONFIG;
 	}
 	if (s->sendmail[0] != '/') {

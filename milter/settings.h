@@ -46,6 +46,7 @@ typedef struct milter_settings {
 	char *client_rate;             /* ClientRateLimit */
 	long long replay_cache;        /* ReplayCacheSize */
 	char *subject_marker;          /* SubjectMarker */
+	char *reply_method;            /* ReplyMethod: rewrite | inject */
 	char *sendmail;                /* SendmailCommand */
 	char *inject_socket;           /* InjectSocket: SMTP instead of sendmail */
 	long long inject_timeout;      /* InjectTimeout, seconds */
@@ -58,6 +59,7 @@ typedef struct milter_settings {
 	/* derived by milter_settings_load() */
 	unsigned socket_mode_bits, table_mode_bits, control_mode_bits;
 	unsigned reply_burst, client_burst;
+	int rewrite_replies;           /* ReplyMethod rewrite */
 	uint64_t reply_period, client_period;
 } milter_settings;
 

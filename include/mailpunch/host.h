@@ -17,7 +17,10 @@
  *                   sends it: it can take several mails);
  *   MP_HOST_SEND    send outcome.mail (a complete RFC 5322 message, CRLF)
  *                   from outcome.from to outcome.to: a REPLY to a REQUEST,
- *                   or a SIGNAL relayed to its target member.
+ *                   or a SIGNAL relayed to its target member;
+ *                   outcome.parts is the same mail as a header list and
+ *                   a body, for a caller that rewrites the incoming
+ *                   mail into it instead of sending a new one.
  * The caller must deliver MP_HOST_SEND mail durably, or call
  * mp_host_cancel() and tempfail the incoming mail so that its sender
  * retries: cancelling forgets the session ID (else the retry would be
@@ -38,6 +41,7 @@
 #include "mailpunch/config.h"
 #include "mailpunch/hostsync.h"
 #include "mailpunch/keys.h"
+#include "mailpunch/mail.h"
 #include "mailpunch/table.h"
 
 typedef struct mp_host_config {
@@ -93,6 +97,7 @@ typedef struct mp_host_outcome {
 	char to[MP_ADDR_MAX + 1];         /* its recipient */
 	char *mail;                       /* owned; NULL unless SEND */
 	size_t mail_len;
+	mp_mail *parts;                   /* owned; the same mail in parts */
 	char detail[256];                 /* for the log: never a secret */
 	uint8_t session_id[MP_SESSION_ID_LEN];
 	int replay_recorded;              /* session ID entered the cache */

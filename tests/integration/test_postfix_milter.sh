@@ -68,8 +68,11 @@ LogDestination      $env_dir/milter.log
 LogLevel            debug
 SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
 CONF
-# INJECT=smtp: replies go back over SMTP on kept-open connections
-[ "${INJECT:-}" = smtp ] && echo "InjectSocket        inet:$MAILENV_SMTP_PORT@127.0.0.1" >>"$env_dir/milter.conf"
+# By default a request is rewritten into its reply (ReplyMethod rewrite).
+# INJECT=smtp: replies are new mails, sent over SMTP on kept-open
+# connections.  Signals are injected either way (with sendmail here).
+[ "${INJECT:-}" = smtp ] && printf 'ReplyMethod         inject\nInjectSocket        inet:%s@127.0.0.1\n' \
+	"$MAILENV_SMTP_PORT" >>"$env_dir/milter.conf"
 
 start_milter() {
 	"$MILTER" -f -c "$env_dir/milter.conf" 2>>"$env_dir/milter.stderr" &
@@ -103,6 +106,11 @@ check "alice submits a request (STARTTLS + AUTH)" \
 if f=$(reply_of alice 'Subject: \[mailpunch\] reply'); then
 	check "alice's reply opens with her key and lists no peers" \
 		bash -c "'$MPTOOL' open '$env_dir/keys/alice.key' '$hostpub' '$f' | grep -qx 'peers 0'"
+	req_id=$(grep -m1 '^Message-ID:' "$env_dir/alice-req.mail" | tr -d '\r' | cut -d' ' -f2)
+	check "the reply answers the request (In-Reply-To)" grep -q "^In-Reply-To: $req_id" "$f"
+	check "the reply's envelope sender is the rendezvous address" grep -q '^Return-Path: <rdv@lab.example>' "$f"
+	check "no header of the request is left in the reply" \
+		bash -c "! grep -Eq '^(Message-ID: $req_id|Subject: \[mailpunch\] request|From: alice@lab.example)' '$f'"
 else
 	not_ok "alice receives a reply"
 fi
@@ -196,6 +204,10 @@ if f=$(reply_of carol 'Subject: \[mailpunch\] reply'); then
 		bash -c "test \$('$MPTOOL' open '$env_dir/keys/carol.key' '$hostpub' '$f' | grep -c '^peer ') = 2"
 else
 	not_ok "carol receives a reply after the retry"
+fi
+if [ "${INJECT:-}" != smtp ]; then
+	check "requests were rewritten into their replies (ReplyMethod rewrite)" \
+		test "$(grep -c 'the request became the reply' "$env_dir/milter.log")" -ge 3
 fi
 if [ "${INJECT:-}" = smtp ]; then
 	# the replies checked above arrived; none came through pickup, so
