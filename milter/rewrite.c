@@ -2,6 +2,7 @@
  * rewrite.c - the request becomes its reply, in place (see rewrite.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -28,6 +29,63 @@ occurrence(char *const *names, size_t i)
 	return n;
 }
 
+/* Index of the first incoming header called name, or -1. */
+static long
+first_named(char *const *names, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcasecmp(names[i], name) == 0)
+			return (long)i;
+	return -1;
+}
+
+/*
+ * The request's headers make way for the reply's.  A reply header whose
+ * name the request has too (From, To, Subject, Date, ...) takes over the
+ * request's first one with that name: one change instead of a deletion
+ * and an addition, each a packet the MTA must read and apply.
+ */
+static int
+replace_headers(SMFICTX *ctx, const mp_mail *reply, char *const *names, size_t n,
+                const char **failed_step)
+{
+	unsigned char *reused = calloc(n ? n : 1, 1);
+	size_t i;
+	int rc = MP_ERR_IO;
+
+	if (!reused) {
+		*failed_step = "allocate";
+		return MP_ERR_NOMEM;
+	}
+	*failed_step = "change a header of the request";
+	for (i = 0; i < reply->nheaders; i++) {
+		const mp_header *h = &reply->headers[i];
+		long k = first_named(names, n, h->name);
+
+		if (k >= 0 && !reused[k]) {
+			reused[k] = 1;
+			if (smfi_chgheader(ctx, names[k], 1, h->value) != MI_SUCCESS)
+				goto out;
+		} else if (smfi_addheader(ctx, h->name, h->value) != MI_SUCCESS) {
+			*failed_step = "add a header of the reply";
+			goto out;
+		}
+	}
+	/* Last occurrence first, so that deleting one never renumbers the
+	 * ones still to delete (MTAs differ on whether it would). */
+	*failed_step = "remove a header of the request";
+	for (i = n; i-- > 0;)
+		if (!reused[i] &&
+		    smfi_chgheader(ctx, names[i], occurrence(names, i), NULL) != MI_SUCCESS)
+			goto out;
+	rc = MP_OK;
+out:
+	free(reused);
+	return rc;
+}
+
 int
 milter_rewrite(SMFICTX *ctx, const char *from, const char *to, const mp_mail *reply,
                char *const *header_names, size_t nheaders, char *const *rdv_rcpts,
@@ -35,6 +93,7 @@ milter_rewrite(SMFICTX *ctx, const char *from, const char *to, const mp_mail *re
 {
 	char addr[MP_ADDR_MAX + 3];
 	size_t i;
+	int rc;
 
 	/* Envelope first: if the MTA refuses these, nothing else matters. */
 	snprintf(addr, sizeof addr, "<%s>", from);
@@ -49,17 +108,8 @@ milter_rewrite(SMFICTX *ctx, const char *from, const char *to, const mp_mail *re
 	for (i = 0; i < nrdv; i++)
 		if (smfi_delrcpt(ctx, rdv_rcpts[i]) != MI_SUCCESS)
 			return MP_ERR_IO;
-	/* Last occurrence first, so that deleting one never renumbers the
-	 * ones still to delete (MTAs differ on whether it would). */
-	*failed_step = "remove a header of the request";
-	for (i = nheaders; i-- > 0;)
-		if (smfi_chgheader(ctx, header_names[i], occurrence(header_names, i), NULL) !=
-		    MI_SUCCESS)
-			return MP_ERR_IO;
-	*failed_step = "add a header of the reply";
-	for (i = 0; i < reply->nheaders; i++)
-		if (smfi_addheader(ctx, reply->headers[i].name, reply->headers[i].value) != MI_SUCCESS)
-			return MP_ERR_IO;
+	if ((rc = replace_headers(ctx, reply, header_names, nheaders, failed_step)) != MP_OK)
+		return rc;
 	*failed_step = "replace the body";
 	if (smfi_replacebody(ctx, (unsigned char *)reply->body, (int)reply->body_len) != MI_SUCCESS)
 		return MP_ERR_IO;

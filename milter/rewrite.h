@@ -20,10 +20,12 @@
  * Interface: milter_rewrite_granted() says whether the actions the MTA
  * granted at negotiation allow a rewrite; milter_rewrite() (end of
  * message only) sets the envelope sender, replaces the rendezvous
- * recipients by the member, removes every header the milter was shown
- * and adds the reply's headers and body.
- * Errors: MP_ERR_IO with the step that the MTA refused; the caller
- * tempfails the mail, which also drops the changes made so far.
+ * recipients by the member, puts the reply's headers in place of every
+ * header the milter was shown, and the reply's body in place of the
+ * request's.
+ * Errors: MP_ERR_IO with the step that the MTA refused, MP_ERR_NOMEM;
+ * the caller tempfails the mail, which also drops the changes made so
+ * far.
  */
 #ifndef MAILPUNCH_MILTER_REWRITE_H
 #define MAILPUNCH_MILTER_REWRITE_H
