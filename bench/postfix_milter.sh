@@ -13,9 +13,9 @@
 #     / seconds from the first connection until Postfix's queue is empty;
 #  2. requests: BENCH_REQUESTS sealed request mails (default 2000, made
 #     with mptool, BENCH_IDENTITIES identities round-robin, a fresh session
-#     ID each) through Postfix + milter, each answered by a reply that the
-#     milter injects with sendmail(1) and Postfix discards, against the very
-#     same mails (same bytes, same envelope) through Postfix without the
+#     ID each) through Postfix + milter, each turned into its reply
+#     (ReplyMethod rewrite) that Postfix discards, against the very same
+#     mails (same bytes, same envelope) through Postfix without the
 #     milter; the milter's counters must show one reply per request.
 #
 # Each side runs BENCH_ROUNDS times (default 3), alternating (without,
@@ -30,7 +30,9 @@
 # BENCH_SESSIONS (10 parallel SMTP sessions), BENCH_SIZE (2048 bytes, the
 # smtp-source message size), BENCH_BATCH (20 messages per connection for
 # the request benchmark), BENCH_KEEP=1 (keep the directory), BENCH_TABLE
-# (the milter's Table, e.g. a redis:// URL; bench/redis_milter.sh uses it).
+# (the milter's Table, e.g. a redis:// URL; bench/redis_milter.sh uses it),
+# BENCH_INJECT=sendmail|smtp (replies as new mails, ReplyMethod inject,
+# through sendmail(1) or over SMTP with InjectSocket).
 # Needs root, Postfix (with smtp-source), Dovecot, python3
 # (tests/mailenv/install-deps).  Exit 0 when the measurements were made,
 # 1 when the benchmark could not run, 77 when prerequisites are missing.
@@ -523,8 +525,16 @@ ClientRateLimit     0
 ReplayCacheSize     $((ROUNDS * M > 200000 ? ROUNDS * M * 2 : 200000))
 SendmailCommand     /usr/sbin/sendmail -C $MAILENV_POSTFIX_CONFIG_DIR -i
 CONF
-# BENCH_INJECT=smtp: replies over kept-open SMTP connections (InjectSocket)
-[ "${BENCH_INJECT:-}" = smtp ] && echo "InjectSocket        inet:$MAILENV_SMTP_PORT@127.0.0.1" >>"$dir/milter.conf"
+# Replies: the request is rewritten into its reply (the default), or
+# BENCH_INJECT=sendmail / smtp: each reply is a new mail (ReplyMethod
+# inject) handed to sendmail, or sent over kept-open SMTP connections
+case ${BENCH_INJECT:-} in
+'') ;;
+sendmail) echo "ReplyMethod         inject" >>"$dir/milter.conf" ;;
+smtp) printf 'ReplyMethod         inject\nInjectSocket        inet:%s@127.0.0.1\n' \
+	"$MAILENV_SMTP_PORT" >>"$dir/milter.conf" ;;
+*) die "BENCH_INJECT is sendmail or smtp (got '$BENCH_INJECT')" ;;
+esac
 [ -z "${BENCH_TABLE:-}" ] && rm -f "/dev/shm$table"
 "$MILTER" -f -c "$dir/milter.conf" 2>>"$dir/milter.stderr" &
 milter_pid=$!

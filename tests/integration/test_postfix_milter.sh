@@ -219,6 +219,24 @@ else
 		grep -q 'postfix/pickup' "$MAILENV_POSTFIX_LOG"
 fi
 
+# 8. ClientRateLimit: the milter learns the client's address from
+#    Postfix's {client_addr} macro (it skips the connect step), so a
+#    second request from 127.0.0.1 within the hour is refused.
+kill -9 "$milter_pid"
+wait "$milter_pid" 2>/dev/null
+rm -f "$env_dir/control.sock"
+echo "ClientRateLimit     1/1h" >>"$env_dir/milter.conf"
+check "milter restarts with ClientRateLimit 1/1h" start_milter
+for i in 1 2; do
+	"$MPTOOL" request "$env_dir/keys/alice.key" "$hostpub" alice@lab.example rdv@lab.example alice \
+		198.51.100.1:4000 >"$env_dir/alice-again-$i.mail"
+	mailenv_send "$env_dir" alice@lab.example rdv@lab.example "$env_dir/alice-again-$i.mail"
+done
+mailenv_wait_queue_empty "$env_dir" 20 >/dev/null 2>&1
+check "the second request from the same client is rate-limited (client address from the macro)" \
+	grep -q 'client 127.0.0.1 rate-limited' "$env_dir/milter.log"
+check "... and counted" bash -c "'$CTL' -s '$env_dir/control.sock' --json stats | grep -q '\"ratelimited\":1'"
+
 kill -TERM "$milter_pid" 2>/dev/null
 for _ in $(seq 150); do kill -0 "$milter_pid" 2>/dev/null || break; sleep 0.1; done
 check "milter stops on SIGTERM" bash -c "! kill -0 $milter_pid 2>/dev/null"
