@@ -128,9 +128,9 @@ static int
 set_macro_lists(SMFICTX *ctx)
 {
 	if (smfi_setsymlist(ctx, SMFIM_CONNECT, "") != MI_SUCCESS ||
-	    smfi_setsymlist(ctx, SMFIM_ENVFROM, "i {client_addr}") != MI_SUCCESS ||
+	    smfi_setsymlist(ctx, SMFIM_ENVFROM, "i") != MI_SUCCESS ||
 	    smfi_setsymlist(ctx, SMFIM_ENVRCPT, "") != MI_SUCCESS ||
-	    smfi_setsymlist(ctx, SMFIM_DATA, "i") != MI_SUCCESS ||
+	    smfi_setsymlist(ctx, SMFIM_DATA, "i {client_addr} {mail_addr}") != MI_SUCCESS ||
 	    smfi_setsymlist(ctx, SMFIM_EOH, "") != MI_SUCCESS ||
 	    smfi_setsymlist(ctx, SMFIM_EOM, "i") != MI_SUCCESS)
 		return MI_FAILURE;
@@ -150,13 +150,14 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	if (!c)
 		return SMFIS_TEMPFAIL;
 	*pf0 = f0 & (SMFIF_DELRCPT | SMFIF_ADDRCPT | MILTER_REWRITE_ACTIONS | SMFIF_SETSYMLIST);
-	/* The queue ID and the client's address are the only macros we
-	 * read.  Asking for just those spares the MTA formatting, and
-	 * libmilter parsing, the default lists for every message; and with
-	 * the address arriving with MAIL, the connect step can go too (one
-	 * packet less per SMTP session). */
+	/* The queue ID, the client's address and the sender are the only
+	 * macros we read.  Asking for just those spares the MTA formatting,
+	 * and libmilter parsing, the default lists for every message; and
+	 * with the address and the sender arriving as macros, the connect
+	 * and MAIL steps can go (each is a packet, and libmilter hands every
+	 * packet from its poller to a worker thread). */
 	if ((*pf0 & SMFIF_SETSYMLIST) && set_macro_lists(ctx) == MI_SUCCESS)
-		want |= SMFIP_NOCONNECT;
+		want |= SMFIP_NOCONNECT | SMFIP_NOMAIL;
 	else
 		*pf0 &= ~(unsigned long)SMFIF_SETSYMLIST;
 	*pf1 = f1 & want;
@@ -191,37 +192,52 @@ cb_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
 	return next(ctx, SMFIP_NR_CONN);
 }
 
+/* Sendmail writes IPv6 addresses in macros as "IPv6:addr". */
+static void
+client_addr_from_macro(SMFICTX *ctx, connection *c)
+{
+	const char *a = smfi_getsymval(ctx, "{client_addr}");
+
+	if (a && strncasecmp(a, "IPv6:", 5) == 0)
+		a += 5;
+	snprintf(c->client_addr, sizeof c->client_addr, "%s", a ? a : "");
+}
+
+/*
+ * A new transaction: at MAIL, or at its first RCPT when the MTA skips
+ * the MAIL step for us (then the sender comes as a macro at DATA).
+ * MAIL and RCPT are negotiated "no reply" (one round trip less per
+ * command for every mail): a failure here is remembered and answered at
+ * DATA, before anything is accepted.
+ */
+static message *
+message_begin(SMFICTX *ctx, connection *c)
+{
+	message *m;
+
+	message_free(c->msg);
+	c->lost = 0;
+	c->msg = m = calloc(1, sizeof *m);
+	if (!m) {
+		c->lost = 1;
+		return NULL;
+	}
+	m->snap = milter_snapshot_get();
+	strcpy(m->qid, "NOQUEUE");
+	set_qid(ctx, m);
+	return m;
+}
+
 static sfsistat
 cb_envfrom(SMFICTX *ctx, char **argv)
 {
 	connection *c = conn_of(ctx);
 	message *m;
 
-	/* MAIL and RCPT are negotiated "no reply" (one round trip less per
-	 * command for every mail): a failure here is remembered and answered
-	 * at DATA, before anything is accepted */
 	if (!c)
 		return SMFIS_TEMPFAIL;
-	message_free(c->msg);
-	c->lost = 0;
-	c->msg = m = calloc(1, sizeof *m);
-	if (!m) {
-		c->lost = 1;
-		return next(ctx, SMFIP_NR_MAIL);
-	}
-	if (c->protocol & SMFIP_NOCONNECT) {
-		/* no connect step: the address came as a macro (Sendmail
-		 * writes IPv6 ones as "IPv6:addr") */
-		const char *a = smfi_getsymval(ctx, "{client_addr}");
-
-		if (a && strncasecmp(a, "IPv6:", 5) == 0)
-			a += 5;
-		snprintf(c->client_addr, sizeof c->client_addr, "%s", a ? a : "");
-	}
-	m->snap = milter_snapshot_get();
-	strcpy(m->qid, "NOQUEUE");
-	set_qid(ctx, m);
-	strip_brackets(argv[0] ? argv[0] : "", m->env_from, sizeof m->env_from);
+	if ((m = message_begin(ctx, c)))
+		strip_brackets(argv[0] ? argv[0] : "", m->env_from, sizeof m->env_from);
 	return next(ctx, SMFIP_NR_MAIL);
 }
 
@@ -233,6 +249,8 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 	char addr[MP_ADDR_MAX + 1];
 	char **grown;
 
+	if (c && !m && (c->protocol & SMFIP_NOMAIL))
+		m = message_begin(ctx, c);
 	if (!m || !m->snap)
 		return next(ctx, SMFIP_NR_RCPT);
 	m->nrcpts++;
@@ -272,12 +290,27 @@ cb_data(SMFICTX *ctx)
 	connection *c = conn_of(ctx);
 	message *m = c ? c->msg : NULL;
 
-	if (!c || c->lost)
-		return SMFIS_TEMPFAIL;      /* a request may be among what we lost */
-	/* The cheap exit for ordinary mail: no headers, no body. */
-	if (!m || m->nrdv == 0)
-		return SMFIS_ACCEPT;
+	if (!c)
+		return SMFIS_TEMPFAIL;
+	if (c->lost || !m || m->nrdv == 0) {
+		/* this transaction is decided: the next starts afresh */
+		sfsistat r = c->lost ? SMFIS_TEMPFAIL    /* a request may be among what we lost */
+		                     : SMFIS_ACCEPT;     /* ordinary mail: no headers, no body */
+
+		message_free(m);
+		c->msg = NULL;
+		c->lost = 0;
+		return r;
+	}
+	/* Rendezvous mail: now the macros for what the skipped steps gave. */
 	set_qid(ctx, m);
+	if (c->protocol & SMFIP_NOCONNECT)
+		client_addr_from_macro(ctx, c);
+	if (c->protocol & SMFIP_NOMAIL) {
+		const char *from = smfi_getsymval(ctx, "{mail_addr}");
+
+		strip_brackets(from ? from : "", m->env_from, sizeof m->env_from);
+	}
 	return SMFIS_CONTINUE;
 }
 
@@ -572,6 +605,7 @@ cb_abort(SMFICTX *ctx)
 	if (c) {
 		message_free(c->msg);
 		c->msg = NULL;
+		c->lost = 0;
 	}
 	return SMFIS_CONTINUE;
 }
