@@ -11,6 +11,9 @@
 #     20000, 2048 bytes, one per connection, 10 sessions) without and with
 #     the milter in smtpd_milters/non_smtpd_milters; throughput = messages
 #     / seconds from the first connection until Postfix's queue is empty;
+#     and, as a third side, with bench/null_milter (a do-nothing libmilter
+#     filter negotiating the same steps) instead: what any libmilter
+#     filter costs, against which mailpunch's own share is measured;
 #  2. requests: BENCH_REQUESTS sealed request mails (default 2000, made
 #     with mptool, BENCH_IDENTITIES identities round-robin, a fresh session
 #     ID each) through Postfix + milter, each turned into its reply
@@ -24,9 +27,10 @@
 # shared machines are noisy, so nothing is ever asserted about speed.
 # --quick: 2000 messages and 200 requests (well under 2 minutes).
 #
-# Binaries: MILTER, MAILPUNCHCTL, KEYGEN, MPTOOL, defaulting to BUILD_DIR
-# (first argument, else $PWD)/mailpunch-milter, mailpunchctl,
-# mailpunch-keygen, tests/tools/mptool.  Other knobs (environment):
+# Binaries: MILTER, MAILPUNCHCTL, KEYGEN, MPTOOL, NULL_MILTER, defaulting
+# to BUILD_DIR (first argument, else $PWD)/mailpunch-milter, mailpunchctl,
+# mailpunch-keygen, tests/tools/mptool, bench/null_milter (make
+# bench/null_milter; without it the third side is skipped).  Other knobs (environment):
 # BENCH_SESSIONS (10 parallel SMTP sessions), BENCH_SIZE (2048 bytes, the
 # smtp-source message size), BENCH_BATCH (20 messages per connection for
 # the request benchmark), BENCH_KEEP=1 (keep the directory), BENCH_TABLE
@@ -60,6 +64,7 @@ MILTER=${MILTER:-$build/mailpunch-milter}
 CTL=${MAILPUNCHCTL:-$build/mailpunchctl}
 KEYGEN=${KEYGEN:-$build/mailpunch-keygen}
 MPTOOL=${MPTOOL:-$build/tests/tools/mptool}
+NULL_MILTER=${NULL_MILTER:-$build/bench/null_milter}
 
 if [ "$quick" = 1 ]; then
 	def_messages=2000 def_requests=200
@@ -102,6 +107,8 @@ chmod 755 "$dir"
 # BENCH_TABLE: the milter's Table (default a fresh shared-memory table)
 table=${BENCH_TABLE:-/mpb-$$}
 milter_pid=
+null_pid=
+acct_pid=
 child_pid=
 
 # shellcheck disable=SC2317  # called through the EXIT trap
@@ -109,10 +116,10 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	[ -n "$child_pid" ] && kill -9 "$child_pid" 2>/dev/null
-	if [ -n "$milter_pid" ]; then
-		kill -9 "$milter_pid" 2>/dev/null
-		wait "$milter_pid" 2>/dev/null
-	fi
+	for p in $milter_pid $null_pid; do
+		kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	mailenv_stop "$dir" >/dev/null 2>&1
 	[ -z "${BENCH_TABLE:-}" ] && rm -f "/dev/shm$table"
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
@@ -171,7 +178,7 @@ acct() {
 		for p in $pids; do
 			s=$(cat "/proc/$p/stat" 2>/dev/null) && echo "pf ${s##*) }"
 		done
-		s=$(cat "/proc/$milter_pid/stat" 2>/dev/null) && echo "mi ${s##*) }"
+		s=$(cat "/proc/${acct_pid:-$milter_pid}/stat" 2>/dev/null) && echo "mi ${s##*) }"
 		s=$(cat "/proc/$$/stat" 2>/dev/null) && echo "me ${s##*) }"
 	} | awk '
 		# after "pid (comm) ": utime stime cutime cstime are fields 13..16 here
@@ -229,12 +236,17 @@ stat_of() {
 	"$CTL" -s "$dir/control.sock" --json stats | grep -o "\"$1\":[0-9]*" | head -n 1 | cut -d: -f2
 }
 
+# set_milter on|null|off: mailpunch, the do-nothing filter, or none;
+# the "milter" CPU figures follow the one in use.
 set_milter() {
-	if [ "$1" = on ]; then
-		mailenv_set_milter "$dir" "unix:$dir/milter.sock" >/dev/null || die "cannot configure the milter"
-	else
-		mailenv_set_milter "$dir" "" >/dev/null || die "cannot remove the milter"
-	fi
+	case $1 in
+	on) mailenv_set_milter "$dir" "unix:$dir/milter.sock" >/dev/null || die "cannot configure the milter"
+		acct_pid=$milter_pid ;;
+	null) mailenv_set_milter "$dir" "unix:$dir/null.sock" >/dev/null || die "cannot configure null_milter"
+		acct_pid=$null_pid ;;
+	*) mailenv_set_milter "$dir" "" >/dev/null || die "cannot remove the milter"
+		acct_pid=$milter_pid ;;
+	esac
 }
 
 # Every run appends one line to $dir/results:
@@ -245,7 +257,7 @@ report_run() {
 	local what=$1 side=$2 round=$3 n=$4 secs=$5 rate=$6 drain=$7 fig=$8 extra=$9
 	local busy ours pf ms mk cl
 	read -r busy ours pf ms mk cl <<<"$fig"
-	printf '%s\n' "$(printf '  %-8s milter %-3s round %d: %6d in %7.2f s = %7.1f/s (drain %.2f s) | cpu/mail ms: postfix %.3f milter %.3f inject %.3f client %.3f | machine %s%% busy, ours %s%% | %s' \
+	printf '%s\n' "$(printf '  %-8s milter %-4s round %d: %6d in %7.2f s = %7.1f/s (drain %.2f s) | cpu/mail ms: postfix %.3f milter %.3f inject %.3f client %.3f | machine %s%% busy, ours %s%% | %s' \
 		"$what" "$side" "$round" "$n" "$secs" "$rate" "$drain" "$pf" "$ms" "$mk" "$cl" "$busy" "$ours" "$extra")"
 }
 
@@ -544,6 +556,15 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 [ -S "$dir/control.sock" ] || die "the milter did not open its sockets"
+if [ -x "$NULL_MILTER" ]; then
+	# umask 0: Postfix's smtpd (user postfix) must be able to connect
+	(umask 0 && exec "$NULL_MILTER" "unix:$dir/null.sock") 2>>"$dir/null_milter.stderr" &
+	null_pid=$!
+	for _ in $(seq 50); do [ -S "$dir/null.sock" ] && break; sleep 0.1; done
+	[ -S "$dir/null.sock" ] || die "null_milter did not open its socket"
+else
+	note "bench: no $NULL_MILTER (make bench/null_milter): the do-nothing filter side is skipped"
+fi
 
 # A smoke test of each path before measuring anything.
 set_milter on
@@ -572,9 +593,10 @@ echo "               baseline: the same mails without the milter"
 echo
 
 # ------------------------------------------------------------ benchmark 1
-echo "== 1. ordinary mail, without and with the milter"
+echo "== 1. ordinary mail, without a milter, with a do-nothing libmilter filter, with mailpunch-milter"
 for r in $(seq 1 "$ROUNDS"); do
 	run_source off "$r"
+	[ -n "$null_pid" ] && run_source null "$r"
 	run_source on "$r"
 done
 
@@ -590,6 +612,7 @@ echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 read -r o_off o_off_s _ o_off_pf _ _ o_off_cl o_off_busy <<<"$(summary ordinary off)"
 read -r o_on o_on_s _ o_on_pf o_on_ms _ o_on_cl o_on_busy <<<"$(summary ordinary on)"
+read -r o_null o_null_s _ o_null_pf o_null_ms _ _ o_null_busy <<<"$(summary ordinary null)"
 read -r q_off q_off_s _ q_off_pf _ _ q_off_cl q_off_busy <<<"$(summary requests off)"
 q_sum=$(summary requests on)
 incomplete=$(grep -c '^requests-incomplete' "$dir/results")
@@ -602,6 +625,16 @@ printf '   with milter     %8.1f msg/s  (%.2f s)  cpu/msg: postfix %.3f ms + mil
 printf '   RATIO with/without (throughput)   %s   (target >= 0.95)\n' "$(ratio "$o_on" "$o_off")"
 printf '   ratio without/with (CPU per msg)  %s   (Postfix + milter; load generator not counted)\n' \
 	"$(ratio "$o_off_pf" "$(awk -v a="$o_on_pf" -v b="$o_on_ms" 'BEGIN { print a + b }')")"
+if [ -n "$o_null" ]; then
+	printf '   do-nothing filter  %8.1f msg/s  (%.2f s)  cpu/msg: postfix %.3f ms + milter %.3f ms (machine %s%% busy)\n' \
+		"$o_null" "$o_null_s" "$o_null_pf" "$o_null_ms" "$o_null_busy"
+	printf '   ratio do-nothing filter/without (throughput)  %s   (what any libmilter filter costs)\n' \
+		"$(ratio "$o_null" "$o_off")"
+	printf '   ratio mailpunch/do-nothing filter (throughput) %s, (CPU per msg) %s   (mailpunch'"'"'s own share)\n' \
+		"$(ratio "$o_on" "$o_null")" \
+		"$(ratio "$(awk -v a="$o_null_pf" -v b="$o_null_ms" 'BEGIN { print a + b }')" \
+			"$(awk -v a="$o_on_pf" -v b="$o_on_ms" 'BEGIN { print a + b }')")"
+fi
 echo
 echo "2. requests: $M mails x ~$req_size bytes, best of $ROUNDS runs per side"
 printf '   ordinary, no milter  %7.1f mail/s (%.2f s)  cpu/mail: postfix %.3f ms                                 (machine %s%% busy)\n' \
