@@ -35,7 +35,8 @@
 #define MAX_RCPTS 1000
 #define MAX_HEADERS 1000        /* more: the reply is injected, not rewritten */
 
-/* Per message; lives from MAIL FROM to end of message or abort. */
+/* Per message; lives from MAIL (or, when the MTA skips that step, the
+ * first RCPT) to the DATA decision, the end of message or an abort. */
 typedef struct message {
 	char qid[32];
 	char env_from[MP_ADDR_MAX + 1];
