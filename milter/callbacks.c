@@ -43,9 +43,10 @@ typedef struct message {
 	char rendezvous[MP_ADDR_MAX + 1];   /* first rendezvous recipient */
 	char **rdv_rcpts;                   /* as received, to delete */
 	size_t nrdv, nrcpts;
-	char **header_names;                /* as received, to delete on rewrite */
+	char **header_names;                /* as received: a rewrite replaces them */
+	char **header_values;
 	size_t nheaders;
-	int names_incomplete;               /* so no rewrite */
+	int headers_incomplete;               /* so no rewrite */
 	int is_auto, auth_pass;
 	char *content_type, *cte, *message_id;
 	char *body;
@@ -74,9 +75,12 @@ message_free(message *m)
 	for (i = 0; i < m->nrdv; i++)
 		free(m->rdv_rcpts[i]);
 	free(m->rdv_rcpts);
-	for (i = 0; i < m->nheaders; i++)
+	for (i = 0; i < m->nheaders; i++) {
 		free(m->header_names[i]);
+		free(m->header_values[i]);
+	}
 	free(m->header_names);
+	free(m->header_values);
 	free(m->content_type);
 	free(m->cte);
 	free(m->message_id);
@@ -322,27 +326,34 @@ keep_header(char **slot, const char *value)
 		*slot = strdup(value);
 }
 
-/* Every header name, in order: a rewrite removes them all.  If one
- * cannot be kept, the reply is injected instead. */
+/* Every header, in order: a rewrite replaces them all.  If one cannot
+ * be kept, the reply is injected instead. */
 static void
-remember_header_name(message *m, const char *name)
+remember_header(message *m, const char *name, const char *value)
 {
+	size_t want = m->nheaders + 1;
 	char **grown;
-	char *copy;
 
-	if (m->names_incomplete)
+	if (m->headers_incomplete)
 		return;
-	if (m->nheaders == MAX_HEADERS ||
-	    !(grown = realloc(m->header_names, (m->nheaders + 1) * sizeof *grown))) {
-		m->names_incomplete = 1;
-		return;
-	}
+	if (m->nheaders == MAX_HEADERS)
+		goto incomplete;
+	if (!(grown = realloc(m->header_names, want * sizeof *grown)))
+		goto incomplete;
 	m->header_names = grown;
-	if (!(copy = strdup(name))) {
-		m->names_incomplete = 1;
-		return;
+	if (!(grown = realloc(m->header_values, want * sizeof *grown)))
+		goto incomplete;
+	m->header_values = grown;
+	if (!(m->header_names[m->nheaders] = strdup(name)))
+		goto incomplete;
+	if (!(m->header_values[m->nheaders] = strdup(value))) {
+		free(m->header_names[m->nheaders]);
+		goto incomplete;
 	}
-	m->header_names[m->nheaders++] = copy;
+	m->nheaders++;
+	return;
+incomplete:
+	m->headers_incomplete = 1;
 }
 
 static sfsistat
@@ -353,7 +364,7 @@ cb_header(SMFICTX *ctx, char *name, char *value)
 
 	if (!m || m->nrdv == 0)
 		return next(ctx, SMFIP_NR_HDR);
-	remember_header_name(m, name);
+	remember_header(m, name, value);
 	if (!strcasecmp(name, "Content-Type"))
 		keep_header(&m->content_type, value);
 	else if (!strcasecmp(name, "Content-Transfer-Encoding"))
@@ -499,7 +510,7 @@ static int
 rewrite_allowed(const connection *c, const message *m, const mp_host_outcome *out)
 {
 	return m->snap->settings->rewrite_replies && out->msg_type == MP_MSG_REQUEST &&
-	       out->parts && m->nrdv >= m->nrcpts && !m->names_incomplete &&
+	       out->parts && m->nrdv >= m->nrcpts && !m->headers_incomplete &&
 	       milter_rewrite_granted(c->actions);
 }
 
@@ -558,8 +569,9 @@ process(SMFICTX *ctx, connection *c, message *m)
 	if (rewrite_allowed(c, m, &out)) {
 		const char *step;
 
-		if (milter_rewrite(ctx, out.from, out.to, out.parts, m->header_names, m->nheaders,
-		                   m->rdv_rcpts, m->nrdv, &step) != MP_OK) {
+		if (milter_rewrite(ctx, out.from, out.to, out.parts, m->header_names,
+		                   m->header_values, m->nheaders, m->rdv_rcpts, m->nrdv,
+		                   &step) != MP_OK) {
 			snprintf(err, sizeof err, "the MTA refused to %s", step);
 			mp_host_cancel(milter.host, &out);
 			mp_host_outcome_free(&out);

@@ -45,11 +45,12 @@ first_named(char *const *names, size_t n, const char *name)
  * The request's headers make way for the reply's.  A reply header whose
  * name the request has too (From, To, Subject, Date, ...) takes over the
  * request's first one with that name: one change instead of a deletion
- * and an addition, each a packet the MTA must read and apply.
+ * and an addition, each a packet the MTA must read and apply; none at
+ * all when the value is the same already (MIME-Version, Content-Type).
  */
 static int
-replace_headers(SMFICTX *ctx, const mp_mail *reply, char *const *names, size_t n,
-                const char **failed_step)
+replace_headers(SMFICTX *ctx, const mp_mail *reply, char *const *names, char *const *values,
+                size_t n, const char **failed_step)
 {
 	unsigned char *reused = calloc(n ? n : 1, 1);
 	size_t i;
@@ -66,7 +67,8 @@ replace_headers(SMFICTX *ctx, const mp_mail *reply, char *const *names, size_t n
 
 		if (k >= 0 && !reused[k]) {
 			reused[k] = 1;
-			if (smfi_chgheader(ctx, names[k], 1, h->value) != MI_SUCCESS)
+			if (strcmp(values[k], h->value) != 0 &&
+			    smfi_chgheader(ctx, names[k], 1, h->value) != MI_SUCCESS)
 				goto out;
 		} else if (smfi_addheader(ctx, h->name, h->value) != MI_SUCCESS) {
 			*failed_step = "add a header of the reply";
@@ -88,8 +90,8 @@ out:
 
 int
 milter_rewrite(SMFICTX *ctx, const char *from, const char *to, const mp_mail *reply,
-               char *const *header_names, size_t nheaders, char *const *rdv_rcpts,
-               size_t nrdv, const char **failed_step)
+               char *const *header_names, char *const *header_values, size_t nheaders,
+               char *const *rdv_rcpts, size_t nrdv, const char **failed_step)
 {
 	char addr[MP_ADDR_MAX + 3];
 	size_t i;
@@ -108,7 +110,8 @@ milter_rewrite(SMFICTX *ctx, const char *from, const char *to, const mp_mail *re
 	for (i = 0; i < nrdv; i++)
 		if (smfi_delrcpt(ctx, rdv_rcpts[i]) != MI_SUCCESS)
 			return MP_ERR_IO;
-	if ((rc = replace_headers(ctx, reply, header_names, nheaders, failed_step)) != MP_OK)
+	if ((rc = replace_headers(ctx, reply, header_names, header_values, nheaders,
+	                          failed_step)) != MP_OK)
 		return rc;
 	*failed_step = "replace the body";
 	if (smfi_replacebody(ctx, (unsigned char *)reply->body, (int)reply->body_len) != MI_SUCCESS)

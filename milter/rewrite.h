@@ -43,10 +43,10 @@
 
 int milter_rewrite_granted(unsigned long actions);
 
-/* header_names: the names of the incoming headers in order, as the MTA
- * gave them; rdv_rcpts: the rendezvous recipients as the MTA gave them. */
+/* header_names/values: the incoming headers in order, as the MTA gave
+ * them; rdv_rcpts: the rendezvous recipients as the MTA gave them. */
 int milter_rewrite(SMFICTX *ctx, const char *from, const char *to, const mp_mail *reply,
-                   char *const *header_names, size_t nheaders, char *const *rdv_rcpts,
-                   size_t nrdv, const char **failed_step);
+                   char *const *header_names, char *const *header_values, size_t nheaders,
+                   char *const *rdv_rcpts, size_t nrdv, const char **failed_step);
 
 #endif

@@ -17,5 +17,7 @@ check(mt.eom_check(conn, MT_HDRADD, "Auto-Submitted", "auto-replied"), "reply is
 check(mt.eom_check(conn, MT_HDRADD, "In-Reply-To"), "reply refers to the request")
 check(mt.eom_check(conn, MT_HDRDELETE, "X-Mailer"), "a header the reply lacks is deleted")
 check(not mt.eom_check(conn, MT_HDRADD, "From"), "no second From:")
+check(not mt.eom_check(conn, MT_HDRCHANGE, "MIME-Version") and
+      not mt.eom_check(conn, MT_HDRDELETE, "MIME-Version"), "a header already right is left alone")
 check(mt.eom_check(conn, MT_BODYCHANGE), "body replaced by the reply's")
 mt.disconnect(conn)
