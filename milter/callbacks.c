@@ -569,10 +569,13 @@ process(SMFICTX *ctx, connection *c, message *m)
 	if (rewrite_allowed(c, m, &out)) {
 		const char *step;
 
-		if (milter_rewrite(ctx, out.from, out.to, out.parts, m->header_names,
-		                   m->header_values, m->nheaders, m->rdv_rcpts, m->nrdv,
-		                   &step) != MP_OK) {
-			snprintf(err, sizeof err, "the MTA refused to %s", step);
+		rc = milter_rewrite(ctx, out.from, out.to, out.parts, m->header_names,
+		                    m->header_values, m->nheaders, m->rdv_rcpts, m->nrdv, &step);
+		if (rc != MP_OK) {
+			if (rc == MP_ERR_IO)
+				snprintf(err, sizeof err, "the MTA refused to %s", step);
+			else
+				snprintf(err, sizeof err, "rewriting the request: %s", mp_strerror(rc));
 			mp_host_cancel(milter.host, &out);
 			mp_host_outcome_free(&out);
 			return tempfail(ctx, m, err);

@@ -56,10 +56,8 @@ replace_headers(SMFICTX *ctx, const mp_mail *reply, char *const *names, char *co
 	size_t i;
 	int rc = MP_ERR_IO;
 
-	if (!reused) {
-		*failed_step = "allocate";
+	if (!reused)
 		return MP_ERR_NOMEM;
-	}
 	*failed_step = "change a header of the request";
 	for (i = 0; i < reply->nheaders; i++) {
 		const mp_header *h = &reply->headers[i];

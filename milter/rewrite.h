@@ -23,7 +23,8 @@
  * recipients by the member, puts the reply's headers in place of every
  * header the milter was shown, and the reply's body in place of the
  * request's.
- * Errors: MP_ERR_IO with the step that the MTA refused, MP_ERR_NOMEM;
+ * Errors: MP_ERR_IO with the step that the MTA refused in *failed_step,
+ * MP_ERR_NOMEM;
  * the caller tempfails the mail, which also drops the changes made so
  * far.
  */
