@@ -374,14 +374,16 @@ stream_free(tstream *s)
 	free(s);
 }
 
-/* Takes what the application wrote, up to SEND_BUFFER unacknowledged. */
-static void
+/* Takes what the application wrote, up to SEND_BUFFER unacknowledged;
+ * says how many bytes it took. */
+static size_t
 pull_from_app(tstream *s)
 {
 	struct evbuffer *in;
+	size_t took = 0;
 
 	if (!s->ours || s->fin_sent || s->closed)
-		return;
+		return 0;
 	in = bufferevent_get_input(s->ours);
 	while (buffered(s) < SEND_BUFFER && evbuffer_get_length(in) > 0) {
 		size_t room;
@@ -391,7 +393,7 @@ pull_from_app(tstream *s)
 			chunk *c = malloc(sizeof *c);
 
 			if (!c)
-				return;
+				return took;
 			c->next = NULL;
 			c->len = 0;
 			if (s->tail)
@@ -403,10 +405,12 @@ pull_from_app(tstream *s)
 		room = CHUNK_SIZE - s->tail->len;
 		n = evbuffer_remove(in, s->tail->data + s->tail->len, room);
 		if (n <= 0)
-			return;
+			return took;
 		s->tail->len += (size_t)n;
 		s->total += (size_t)n;
+		took += (size_t)n;
 	}
+	return took;
 }
 
 /* The peer's FIN, after every byte it ended: a pair's flush moves only
@@ -432,9 +436,15 @@ static void
 ours_read(struct bufferevent *bev, void *arg)
 {
 	tstream *s = arg;
+	agent_transport *t = s->t;
 
-	pull_from_app(s);
-	schedule_pump(s->t);
+	/* A pump is due only for new bytes that could go out now.  With the
+	 * congestion window full, packets are in flight and their ACKs (or
+	 * the loss timer) pump anyway; pumping on every refill of the pair
+	 * was most of a bulk sender's work (a quarter of a million empty
+	 * pump runs for 256 MB, measured). */
+	if (pull_from_app(s) && (!t->conn || ngtcp2_conn_get_cwnd_left(t->conn) > 0))
+		schedule_pump(t);
 }
 
 static void
