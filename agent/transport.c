@@ -97,6 +97,7 @@ typedef struct tstream {
 	int app_fin;            /* the application finished writing */
 	int fin_sent, peer_fin, closed, app_gone, announced, blocked;
 	int orphaned;           /* app end freed before its EOF reached us */
+	int read_paused;        /* our end reads nothing: send buffer full */
 	uint64_t stop_wait_ns;  /* since when our STOP_SENDING waits for acks */
 } tstream;
 
@@ -393,7 +394,7 @@ pull_from_app(tstream *s)
 			chunk *c = malloc(sizeof *c);
 
 			if (!c)
-				return took;
+				break;
 			c->next = NULL;
 			c->len = 0;
 			if (s->tail)
@@ -405,10 +406,23 @@ pull_from_app(tstream *s)
 		room = CHUNK_SIZE - s->tail->len;
 		n = evbuffer_remove(in, s->tail->data + s->tail->len, room);
 		if (n <= 0)
-			return took;
+			break;
 		s->tail->len += (size_t)n;
 		s->total += (size_t)n;
 		took += (size_t)n;
+	}
+	/* With the send buffer full, the pair would run our read callback
+	 * again and again for the bytes it cannot hand over (millions of
+	 * empty calls per 256 MB, measured): it rests until acknowledgements
+	 * make room.  Its EOF still comes (a flush ignores this). */
+	if (buffered(s) >= SEND_BUFFER && evbuffer_get_length(in) > 0) {
+		if (!s->read_paused) {
+			s->read_paused = 1;
+			bufferevent_disable(s->ours, EV_READ);
+		}
+	} else if (s->read_paused) {
+		s->read_paused = 0;
+		bufferevent_enable(s->ours, EV_READ);
 	}
 	return took;
 }
