@@ -1699,11 +1699,28 @@ agent_transport_close(agent_transport *t)
 	schedule_pump(t);
 }
 
+/* With MAILPUNCH_QUIC_DEBUG: the congestion controller's view at the
+ * end, to tell a window- or RTT-bound transfer from a CPU-bound one. */
+static void
+log_conn_stat(agent_transport *t)
+{
+	ngtcp2_conn_stat cs;
+
+	if (!t->conn || !getenv("MAILPUNCH_QUIC_DEBUG"))
+		return;
+	ngtcp2_conn_get_conn_stat(t->conn, &cs);
+	fprintf(stderr, "transport stats: cwnd %llu ssthresh %llu in flight %llu srtt %llu us min rtt %llu us "
+	        "udp payload %zu\n", (unsigned long long)cs.cwnd, (unsigned long long)cs.ssthresh,
+	        (unsigned long long)cs.bytes_in_flight, (unsigned long long)(cs.smoothed_rtt / 1000),
+	        (unsigned long long)(cs.min_rtt / 1000), ngtcp2_conn_get_path_max_tx_udp_payload_size(t->conn));
+}
+
 void
 agent_transport_free(agent_transport *t)
 {
 	if (!t)
 		return;
+	log_conn_stat(t);
 	if (t->conn && !t->finished) {
 		/* the peer learns at once instead of after its idle timeout */
 		ngtcp2_connection_close_error ccerr;
