@@ -14,7 +14,9 @@
 #   file transfer     the same SIZE MB as a file: `connect --send` to
 #                     `listen --receive` (SHA-256 on both sides, fsync,
 #                     rename), timed from transport_ready to the exit,
-#                     against the same socat over TCP
+#                     against socat over TCP from the file to a new
+#                     file, fsynced as the agent's receiver does (and
+#                     against the stream baseline above)
 #   handshake         QUIC+TLS handshake on the established path
 #                     (handshake_ms of transport_ready), median of RUNS
 # Usage: bench/transport.sh [SIZE_MB] [RUNS] (as root, from the build
@@ -120,9 +122,26 @@ wait "$rx"
 read -r tcp_s tcp_tx_cpu _ <"$dir/tcp-tx.rus"
 read -r _ tcp_rx_cpu _ <"$dir/tcp-rx.rus"
 
+# TCP baseline for the file: socat from the file to a new file, made
+# durable with fsync (`sync FILE`) as the agent's receiver does; timed
+# from the sender's start to the receiver's end
+port=$((port + 1))
+python3 "$dir/rus.py" bash -c "socat -u TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr CREATE:'$dir/tcp-recv.bin' &&
+	sync '$dir/tcp-recv.bin'" 2>"$dir/tcpf-rx.rus" &
+rx=$!
+for _ in $(seq 50); do ss -ltn | grep -q ":$port " && break; sleep 0.05; done
+tcpf_start=$(date +%s%3N)
+python3 "$dir/rus.py" socat -u "FILE:$dir/bulk.bin" "TCP:127.0.0.1:$port" 2>"$dir/tcpf-tx.rus"
+wait "$rx"
+tcpf_end=$(date +%s%3N)
+cmp -s "$dir/bulk.bin" "$dir/tcp-recv.bin" || echo "TCP file baseline: the copy differs"
+read -r _ tcpf_tx_cpu _ <"$dir/tcpf-tx.rus"
+read -r _ tcpf_rx_cpu _ <"$dir/tcpf-rx.rus"
+
 python3 - "$size_mb" "$quic_rc" "${ready:-0}" "$end" "$quic_cpu" "$bob_cpu0" "$bob_cpu1" \
 	"$tcp_s" "$tcp_tx_cpu" "$tcp_rx_cpu" "$dir/hs" "$(nproc)" \
-	"$file_rc" "${file_ready:-0}" "$file_end" "$file_cpu" "$bob_cpu2" "$bob_cpu3" "$dir/conn-cpu" <<'PY'
+	"$file_rc" "${file_ready:-0}" "$file_end" "$file_cpu" "$bob_cpu2" "$bob_cpu3" "$dir/conn-cpu" \
+	"$tcpf_start" "$tcpf_end" "$tcpf_tx_cpu" "$tcpf_rx_cpu" <<'PY'
 import statistics, sys
 mb, rc, ready, end = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 a_cpu, b0, b1 = float(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
@@ -150,8 +169,12 @@ if f_rc != 0 or not f_ready:
     print(f"file transfer run failed (exit {f_rc})")
 else:
     f_s = (f_end - f_ready) / 1000
+    tf_s = (int(sys.argv[21]) - int(sys.argv[20])) / 1000
+    tf_cpu = float(sys.argv[22]) + float(sys.argv[23])
     print(f"{'file (--send/--receive)':24} {mb / f_s:9.1f} {f_s:8.2f} {f_cpu / gb:9.2f}")
-    print(f"file transfer ratio file / TCP: {(mb / f_s) / t:.3f}; CPU per GB ratio: {(f_cpu / gb) / (tcp_cpu / gb):.1f}")
+    print(f"{'TCP file (socat, fsync)':24} {mb / tf_s:9.1f} {tf_s:8.2f} {tf_cpu / gb:9.2f}")
+    print(f"file transfer ratio file / TCP file: {(mb / f_s) / (mb / tf_s):.3f}; CPU per GB ratio: "
+          f"{(f_cpu / gb) / (tf_cpu / gb):.1f}  (file / TCP stream: {(mb / f_s) / t:.3f})")
 print(f"(QUIC CPU: both agents, less {fixed:.2f} s, the median CPU of an empty connection:"
       " mail rendezvous, punching, handshake, close)")
 if hs:
