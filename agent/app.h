@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -108,6 +109,15 @@ void agent_file_sender_on_file(agent_file_sender *s, void (*fn)(void *arg, const
                                void *arg);
 /* Files go one after the other, one stream each. */
 int agent_file_sender_start(agent_file_sender *s);
+/* Hashes the files to send while the connection is being set up
+ * (app_file_prehash.c); a sender given one offers such a file at once. */
+typedef struct agent_file_prehash agent_file_prehash;
+enum { AGENT_PREHASH_NONE, AGENT_PREHASH_BUSY, AGENT_PREHASH_DONE };
+agent_file_prehash *agent_file_prehash_new(struct event_base *base, char *const *paths, size_t n);
+int agent_file_prehash_lookup(const agent_file_prehash *p, const char *path, const struct stat *st,
+                              uint8_t sha256[MP_APP_SHA256_LEN]);
+void agent_file_prehash_free(agent_file_prehash *p);
+void agent_file_sender_use_prehash(agent_file_sender *s, const agent_file_prehash *p);
 int agent_file_sender_status(const agent_file_sender *s, size_t i, int *refuse_reason);
 void agent_file_sender_free(agent_file_sender *s);
 

@@ -277,6 +277,7 @@ agent_apps_start(const agent_app_opts *o, int connect_side, const agent_app_io *
 		if (!s->sender)
 			goto fail;
 		agent_file_sender_on_file(s->sender, sent, s);
+		agent_file_sender_use_prehash(s->sender, o->prehash);
 		agent_file_sender_start(s->sender);
 	}
 	return s;

@@ -39,6 +39,7 @@ typedef struct agent_app_opts {
 	size_t nfwd_tcp, nfwd_udp;
 	agent_allow *allow_tcp, *allow_udp;
 	size_t nallow_tcp, nallow_udp;
+	const agent_file_prehash *prehash;   /* borrowed: --send files hashed early */
 } agent_app_opts;
 
 int agent_app_opts_add(agent_app_opts *o, int opt, const char *arg, char *err, size_t errlen);

@@ -54,6 +54,9 @@ struct agent_file_sender {
 	mp_app_offer offer;
 	uint64_t pos, hashed;
 	EVP_MD_CTX *md;
+	const agent_file_prehash *prehash;   /* borrowed; NULL: hash here */
+	struct stat st;                      /* of the file now on its way */
+	int hashing_here;                    /* else waiting for the prehash */
 	agent_progress progress;
 	struct event *next_ev, *hash_ev;
 };
@@ -224,12 +227,13 @@ sender_begin_file(agent_file_sender *s)
 		mp_log(MP_LOG_ERR, "send %s: not a readable regular file", path);
 		return MP_ERR_IO;
 	}
+	s->st = st;
 	s->offer.size = (uint64_t)st.st_size;
-	if (!EVP_DigestInit_ex(s->md, EVP_sha256(), NULL))
-		return MP_ERR_CRYPTO;
 	s->hashed = 0;
 	s->pos = 0;
 	s->phase = S_HASHING;
+	s->hashing_here = 0;
+	/* hash_step takes the prehash's result, waits for it, or hashes */
 	event_active(s->hash_ev, 0, 0);
 	return MP_OK;
 }
@@ -267,6 +271,24 @@ hash_step(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (!s->hashing_here) {
+		switch (agent_file_prehash_lookup(s->prehash, s->paths[s->cur], &s->st,
+		                                  s->offer.sha256)) {
+		case AGENT_PREHASH_DONE:
+			if (sender_offer(s) != MP_OK)
+				sender_finish_file(s, AGENT_FILE_LOCAL, 0);
+			return;
+		case AGENT_PREHASH_BUSY:
+			event_active(s->hash_ev, 0, 0);
+			return;
+		default:
+			if (!EVP_DigestInit_ex(s->md, EVP_sha256(), NULL)) {
+				sender_finish_file(s, AGENT_FILE_LOCAL, 0);
+				return;
+			}
+			s->hashing_here = 1;
+		}
+	}
 	if (agent_file_sha256_range(s->fd, s->hashed, to, s->md) != MP_OK) {
 		mp_log(MP_LOG_ERR, "send %s: cannot read to hash it", s->paths[s->cur]);
 		sender_finish_file(s, AGENT_FILE_LOCAL, 0);
@@ -350,6 +372,12 @@ agent_file_sender_on_file(agent_file_sender *s, void (*fn)(void *arg, const char
 {
 	s->on_file = fn;
 	s->file_arg = arg;
+}
+
+void
+agent_file_sender_use_prehash(agent_file_sender *s, const agent_file_prehash *p)
+{
+	s->prehash = p;
 }
 
 int

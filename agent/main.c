@@ -1403,7 +1403,15 @@ main(int argc, char **argv)
 			if (!(a.base = event_base_new())) {
 				rc = AGENT_EXIT_FAILURE;
 			} else {
+				/* connect --send: the files are hashed while the
+				 * rendezvous runs, not after it */
+				agent_file_prehash *ph = f.apps.nsend && !strcmp(cmd, "connect")
+					? agent_file_prehash_new(a.base, f.apps.send, f.apps.nsend)
+					: NULL;
+
+				f.apps.prehash = ph;
 				rc = run_flow(&a, &f);
+				agent_file_prehash_free(ph);
 				event_base_free(a.base);
 			}
 		} else {

@@ -5,7 +5,9 @@
  * resumed; several files in one run; an existing file is refused unless
  * overwriting; names that could leave the directory are refused; a
  * symbolic link in the directory is never written through; a file whose
- * data does not match its announced hash is dropped.
+ * data does not match its announced hash is dropped; files hashed while
+ * the connection is set up are offered with that hash only while they
+ * are unchanged.
  *
  * The big file is MP_APP_TEST_MB megabytes (default 100), generated from
  * a seeded PRNG in a fresh temporary directory.
@@ -27,6 +29,7 @@
 #include "testutil.h"
 
 static char tmp[256], src_dir[300], dst_dir[300];
+static const agent_file_prehash *use_prehash;   /* for transfer(), if set */
 
 static void
 remove_tree(const char *dir)
@@ -186,6 +189,7 @@ transfer(run *r, test_link *tl, char **paths, size_t n, int overwrite, uint64_t 
 	tl->cut_after = cut_after;
 	s = agent_file_sender_new(&tl->io, paths, n, AGENT_PROGRESS_NONE, on_done, r, err, sizeof err);
 	ck_assert_ptr_nonnull(s);
+	agent_file_sender_use_prehash(s, use_prehash);
 	agent_file_sender_start(s);
 	to = evtimer_new(r->base, timeout_cb, r->base);
 	evtimer_add(to, &tv);
@@ -483,6 +487,110 @@ raw_offer(const char *name, uint64_t size, const uint8_t sha[32], const void *da
 	event_base_free(w.base);
 }
 
+/* Runs base until every listed file's prehash is DONE or NONE. */
+static void
+prehash_settle(struct event_base *base, const agent_file_prehash *p, char **paths, size_t n)
+{
+	uint8_t sha[32];
+	struct stat st;
+	size_t i, busy;
+	int turns = 0;
+
+	do {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		for (i = busy = 0; i < n; i++)
+			busy += stat(paths[i], &st) == 0 &&
+			        agent_file_prehash_lookup(p, paths[i], &st, sha) == AGENT_PREHASH_BUSY;
+	} while (busy && ++turns < 10000);
+	ck_assert_uint_eq(busy, 0);
+}
+
+START_TEST(prehash_only_for_the_same_file)
+{
+	char a[400], b[400], gone[400];
+	char *paths[3] = { a, b, gone };
+	uint8_t want[32], got[32];
+	struct event_base *base = event_base_new();
+	agent_file_prehash *p;
+	struct stat st;
+	FILE *fp;
+
+	snprintf(a, sizeof a, "%s/a.bin", src_dir);
+	snprintf(b, sizeof b, "%s/b.bin", src_dir);
+	snprintf(gone, sizeof gone, "%s/missing.bin", src_dir);
+	make_file(a, 40 * 1024 * 1024 + 5, 7);     /* several hashing steps */
+	make_file(b, 1000, 8);
+	p = agent_file_prehash_new(base, paths, 3);
+	ck_assert_ptr_nonnull(p);
+	prehash_settle(base, p, paths, 2);
+	/* the same file: its whole-file hash */
+	ck_assert_int_eq(stat(a, &st), 0);
+	ck_assert_int_eq(agent_file_prehash_lookup(p, a, &st, got), AGENT_PREHASH_DONE);
+	ck_assert_int_eq(sha256_file(a, want), 0);
+	ck_assert_mem_eq(got, want, 32);
+	/* changed since (size, time): not to be trusted */
+	fp = fopen(b, "ab");
+	ck_assert_ptr_nonnull(fp);
+	fputc('x', fp);
+	fclose(fp);
+	ck_assert_int_eq(stat(b, &st), 0);
+	ck_assert_int_eq(agent_file_prehash_lookup(p, b, &st, got), AGENT_PREHASH_NONE);
+	/* a path that could not be hashed, and one never listed */
+	ck_assert_int_eq(agent_file_prehash_lookup(p, gone, &st, got), AGENT_PREHASH_NONE);
+	ck_assert_int_eq(agent_file_prehash_lookup(p, "/elsewhere", &st, got), AGENT_PREHASH_NONE);
+	agent_file_prehash_free(p);
+	event_base_free(base);
+}
+END_TEST
+
+/* The sender offers the early hash without hashing again: content
+ * changed behind an unchanged stat (same size, time put back) goes out
+ * with the early hash, and the receiver's check drops it, as rsync's
+ * quick check would need its own; a normal run arrives intact. */
+START_TEST(sender_takes_the_prehash)
+{
+	char path[400], out[400];
+	char *paths[1] = { path };
+	struct timespec times[2];
+	struct event_base *base = event_base_new();
+	agent_file_prehash *p;
+	agent_file_sender *s;
+	struct stat st;
+	test_link tl;
+	run r;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/early.bin", src_dir);
+	snprintf(out, sizeof out, "%s/early.bin", dst_dir);
+	make_file(path, 3 * 1024 * 1024, 9);
+	p = agent_file_prehash_new(base, paths, 1);
+	ck_assert_ptr_nonnull(p);
+	prehash_settle(base, p, paths, 1);
+	use_prehash = p;
+	s = transfer(&r, &tl, paths, 1, 0, 0);
+	ck_assert_int_eq(agent_file_sender_status(s, 0, NULL), AGENT_FILE_OK);
+	assert_same(path, out);
+	finish(&r, &tl, s);
+	ck_assert_int_eq(unlink(out), 0);
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "changed", 7, 1000), 7);
+	times[0] = st.st_atim;
+	times[1] = st.st_mtim;
+	ck_assert_int_eq(futimens(fd, times), 0);
+	close(fd);
+	s = transfer(&r, &tl, paths, 1, 0, 0);
+	ck_assert_int_ne(agent_file_sender_status(s, 0, NULL), AGENT_FILE_OK);
+	ck_assert(!exists(dst_dir, "early.bin"));
+	finish(&r, &tl, s);
+	use_prehash = NULL;
+	agent_file_prehash_free(p);
+	event_base_free(base);
+}
+END_TEST
+
 START_TEST(bad_names_refused)
 {
 	static const char *bad[] = { "../escape", "..", ".", "a/b", "/etc/passwd", ".hidden",
@@ -685,6 +793,8 @@ app_file_suite(void)
 	tcase_add_test(tc, several_files_and_empty);
 	tcase_add_test(tc, existing_refused_unless_overwrite);
 	tcase_add_test(tc, symlink_not_followed);
+	tcase_add_test(tc, prehash_only_for_the_same_file);
+	tcase_add_test(tc, sender_takes_the_prehash);
 	tcase_add_test(tc, bad_names_refused);
 	tcase_add_test(tc, wrong_hash_dropped);
 	tcase_add_test(tc, too_much_data_refused);
