@@ -219,6 +219,29 @@ else
 		grep -q 'postfix/pickup' "$MAILENV_POSTFIX_LOG"
 fi
 
+# 7b. A milter listed after mailpunch (where a DKIM signer would sit)
+#     sees the rewritten reply, not the request: tests/mailenv's
+#     testmilter logs the headers it is shown and adds one of its own.
+if [ "${INJECT:-}" != smtp ] && command -v cc >/dev/null &&
+	cc -O1 -o "$env_dir/testmilter" "$src/mailenv/testmilter.c" -lmilter -pthread 2>/dev/null; then
+	"$env_dir/testmilter" -p "unix:$env_dir/tm.sock" -l "$env_dir/tm.log" &
+	tm_pid=$!
+	for _ in $(seq 50); do [ -S "$env_dir/tm.sock" ] && break; sleep 0.1; done
+	mailenv_set_milter "$env_dir" "unix:$env_dir/milter.sock, unix:$env_dir/tm.sock" >/dev/null
+	"$MPTOOL" request "$env_dir/keys/bob.key" "$hostpub" bob@lab.example rdv@lab.example bob 198.51.100.2:5001 >"$env_dir/bob-req2.mail"
+	check "a request through mailpunch and a second milter is accepted" \
+		mailenv_send "$env_dir" bob@lab.example rdv@lab.example "$env_dir/bob-req2.mail"
+	if f=$(mailenv_wait_mail "$env_dir" bob 'X-Mailenv-Milter: seen by testmilter' 20); then
+		check "the second milter was shown the reply's headers (Auto-Submitted)" grep -q '^header Auto-Submitted' "$env_dir/tm.log"
+		check "... and the reply it passed on still opens" \
+			bash -c "'$MPTOOL' open '$env_dir/keys/bob.key' '$hostpub' '$f' | grep -q '^peer '"
+	else
+		not_ok "the reply passed the second milter"
+	fi
+	mailenv_set_milter "$env_dir" "unix:$env_dir/milter.sock" >/dev/null
+	kill "$tm_pid" 2>/dev/null
+fi
+
 # 8. ClientRateLimit: the milter learns the client's address from
 #    Postfix's {client_addr} macro (it skips the connect step), so a
 #    second request from 127.0.0.1 within the hour is refused.
