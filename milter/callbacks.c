@@ -45,7 +45,7 @@ typedef struct message {
 	size_t nrdv, nrcpts;
 	char **header_names;                /* as received: a rewrite replaces them */
 	char **header_values;
-	size_t nheaders;
+	size_t nheaders, header_bytes;
 	int headers_incomplete;               /* so no rewrite */
 	int is_auto, auth_pass;
 	char *content_type, *cte, *message_id;
@@ -327,7 +327,8 @@ keep_header(char **slot, const char *value)
 }
 
 /* Every header, in order: a rewrite replaces them all.  If one cannot
- * be kept, the reply is injected instead. */
+ * be kept (too many, more bytes than MaxMessageSize allows the body, no
+ * memory), the reply is injected instead. */
 static void
 remember_header(message *m, const char *name, const char *value)
 {
@@ -336,7 +337,9 @@ remember_header(message *m, const char *name, const char *value)
 
 	if (m->headers_incomplete)
 		return;
-	if (m->nheaders == MAX_HEADERS)
+	m->header_bytes += strlen(name) + strlen(value);
+	if (m->nheaders == MAX_HEADERS ||
+	    m->header_bytes > (size_t)m->snap->settings->max_message_size)
 		goto incomplete;
 	if (!(grown = realloc(m->header_names, want * sizeof *grown)))
 		goto incomplete;
