@@ -12,7 +12,6 @@
  * Every log line about a message starts with its queue ID.
  */
 #include <arpa/inet.h>
-#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,8 @@
 #include "mailpunch/error.h"
 #include "mailpunch/log.h"
 #include "mailpunch/mail.h"
+#include "message.h"
+#include "representative.h"
 #include "rewrite.h"
 #include "state.h"
 #include "sync.h"
@@ -35,38 +36,17 @@
 #define MAX_RCPTS 1000
 #define MAX_HEADERS 1000        /* more: the reply is injected, not rewritten */
 
-/* Per message; lives from MAIL (or, when the MTA skips that step, the
- * first RCPT) to the DATA decision, the end of message or an abort. */
-typedef struct message {
-	char qid[32];
-	char env_from[MP_ADDR_MAX + 1];
-	char rendezvous[MP_ADDR_MAX + 1];   /* first rendezvous recipient */
-	char **rdv_rcpts;                   /* as received, to delete */
-	size_t nrdv, nrcpts;
-	char **header_names;                /* as received: a rewrite replaces them */
-	char **header_values;
-	size_t nheaders, header_bytes;
-	int headers_incomplete;               /* so no rewrite */
-	int is_auto, auth_pass;
-	char *content_type, *cte, *message_id;
-	char *body;
-	size_t body_len, body_cap;
-	int too_big;
-	uint64_t peer_rcpts;                /* bit p: Peer p's address is a recipient too */
-	milter_snapshot *snap;
-} message;
-
 /* Per SMTP connection. */
 typedef struct connection {
 	char client_addr[64];
 	unsigned long protocol;             /* negotiated SMFIP_* steps */
 	unsigned long actions;              /* SMFIF_* modifications granted */
-	message *msg;
+	milter_message *msg;
 	int lost;       /* MAIL or RCPT could not be recorded: tempfail at DATA */
 } connection;
 
 static void
-message_free(message *m)
+message_free(milter_message *m)
 {
 	size_t i;
 
@@ -121,7 +101,7 @@ strip_brackets(const char *in, char *out, size_t len)
 }
 
 static void
-set_qid(SMFICTX *ctx, message *m)
+set_qid(SMFICTX *ctx, milter_message *m)
 {
 	const char *q = smfi_getsymval(ctx, "i");
 
@@ -215,10 +195,10 @@ client_addr_from_macro(SMFICTX *ctx, connection *c)
  * command for every mail): a failure here is remembered and answered at
  * DATA, before anything is accepted.
  */
-static message *
+static milter_message *
 message_begin(SMFICTX *ctx, connection *c)
 {
-	message *m;
+	milter_message *m;
 
 	message_free(c->msg);
 	c->lost = 0;
@@ -237,7 +217,7 @@ static sfsistat
 cb_envfrom(SMFICTX *ctx, char **argv)
 {
 	connection *c = conn_of(ctx);
-	message *m;
+	milter_message *m;
 
 	if (!c)
 		return SMFIS_TEMPFAIL;
@@ -250,7 +230,7 @@ static sfsistat
 cb_envrcpt(SMFICTX *ctx, char **argv)
 {
 	connection *c = conn_of(ctx);
-	message *m = c ? c->msg : NULL;
+	milter_message *m = c ? c->msg : NULL;
 	char addr[MP_ADDR_MAX + 1];
 	char **grown;
 
@@ -293,7 +273,7 @@ static sfsistat
 cb_data(SMFICTX *ctx)
 {
 	connection *c = conn_of(ctx);
-	message *m = c ? c->msg : NULL;
+	milter_message *m = c ? c->msg : NULL;
 
 	if (!c)
 		return SMFIS_TEMPFAIL;
@@ -330,7 +310,7 @@ keep_header(char **slot, const char *value)
  * be kept (too many, more bytes than MaxMessageSize allows the body, no
  * memory), the reply is injected instead. */
 static void
-remember_header(message *m, const char *name, const char *value)
+remember_header(milter_message *m, const char *name, const char *value)
 {
 	size_t want = m->nheaders + 1;
 	char **grown;
@@ -363,7 +343,7 @@ static sfsistat
 cb_header(SMFICTX *ctx, char *name, char *value)
 {
 	connection *c = conn_of(ctx);
-	message *m = c ? c->msg : NULL;
+	milter_message *m = c ? c->msg : NULL;
 
 	if (!m || m->nrdv == 0)
 		return next(ctx, SMFIP_NR_HDR);
@@ -387,7 +367,7 @@ static sfsistat
 cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
 	connection *c = conn_of(ctx);
-	message *m = c ? c->msg : NULL;
+	milter_message *m = c ? c->msg : NULL;
 	size_t limit;
 
 	if (!m || m->nrdv == 0 || m->too_big)
@@ -417,7 +397,7 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 }
 
 static sfsistat
-tempfail(SMFICTX *ctx, const message *m, const char *why)
+tempfail(SMFICTX *ctx, const milter_message *m, const char *why)
 {
 	mp_log_id(MP_LOG_ERR, m->qid, "temporary failure: %s", why);
 	smfi_setreply(ctx, "451", "4.3.0", "mailpunch: temporary failure, try again later");
@@ -427,7 +407,7 @@ tempfail(SMFICTX *ctx, const message *m, const char *why)
 /* The request is answered: take the rendezvous recipients off it, or
  * drop it if nobody else was addressed. */
 static sfsistat
-finish_request(SMFICTX *ctx, message *m)
+finish_request(SMFICTX *ctx, milter_message *m)
 {
 	size_t i;
 
@@ -440,69 +420,6 @@ finish_request(SMFICTX *ctx, message *m)
 }
 
 /*
- * Representative mode (seed 001): request mail is passed on, unchanged
- * and with its sender, to the peer hosts in turn, so that each gets an
- * equal share; peers in PeerDown are skipped.  The MTA does the passing
- * on: the peer's address is added as a recipient and ours removed.  Mail
- * from the peers (TABLE_SYNC) and mail nobody should answer stays here.
- * 1 if forwarded (the caller accepts the mail), 0 to process it here.
- */
-static int
-forward_to_peer(SMFICTX *ctx, message *m)
-{
-	static atomic_uint turn;
-	static _Atomic uint64_t sent[MILTER_MAX_PEERS];
-	const milter_snapshot *snap = m->snap;
-	mp_mail_limits lim = { .max_size = (size_t)snap->settings->max_message_size };
-	mp_block_header hdr;
-	uint8_t *blk = NULL;
-	size_t blk_len, i, n = snap->hc.npeers;
-	char rcpt[MP_ADDR_MAX + 3];
-	uint64_t now = (uint64_t)time(NULL);
-	int p = -1;
-
-	if (m->is_auto || m->env_from[0] == '\0' || n == 0)
-		return 0;
-	if (mp_mail_find_block(m->content_type, m->cte, m->body ? m->body : "", m->body_len, &lim,
-	                       &blk, &blk_len) == MP_OK) {
-		int peeked = mp_block_peek(blk, blk_len, &hdr);
-
-		free(blk);
-		if (peeked == MP_OK && hdr.sender_kind == MP_SENDER_HOST)
-			return 0;       /* a peer's sync: ours to read */
-	}
-	for (i = 0; i < n && p < 0; i++) {
-		unsigned k = atomic_fetch_add(&turn, 1) % (unsigned)n;
-
-		/* a peer that is a recipient already answers it: once per host */
-		if (milter_sync_peer_usable(snap, (int)k, now) && !(m->peer_rcpts & (UINT64_C(1) << k)))
-			p = (int)k;
-	}
-	if (p < 0 && m->peer_rcpts) {
-		/* every peer up already has it: nothing left for us to do */
-		mp_log_id(MP_LOG_INFO, m->qid, "request from <%s> already addressed to the peers",
-		          m->env_from);
-		for (i = 0; i < m->nrdv; i++)
-			smfi_delrcpt(ctx, m->rdv_rcpts[i]);
-		return 1;
-	}
-	if (p < 0)
-		return 0;           /* every peer down: answer ourselves */
-	snprintf(rcpt, sizeof rcpt, "<%s>", snap->peers[p].addr);
-	if (smfi_addrcpt(ctx, rcpt) != MI_SUCCESS)
-		return 0;
-	for (i = 0; i < m->nrdv; i++)
-		if (smfi_delrcpt(ctx, m->rdv_rcpts[i]) != MI_SUCCESS)
-			mp_log_id(MP_LOG_WARNING, m->qid, "cannot remove rendezvous recipient %s",
-			          m->rdv_rcpts[i]);
-	mp_table_count(milter.table, MP_STAT_FORWARDED, 1);
-	mp_log_id(MP_LOG_INFO, m->qid, "request from <%s> forwarded to peer %s (%llu so far)",
-	          m->env_from, snap->peers[p].addr,
-	          (unsigned long long)atomic_fetch_add(&sent[p], 1) + 1);
-	return 1;
-}
-
-/*
  * A reply to a request addressed to us alone becomes the request itself
  * (rewrite.h says why).  Signals are injected: the trace headers the MTA
  * keeps would tell the target about the sender's mail path.  So are
@@ -510,7 +427,7 @@ forward_to_peer(SMFICTX *ctx, message *m)
  * request, and everything when the MTA did not grant the changes.
  */
 static int
-rewrite_allowed(const connection *c, const message *m, const mp_host_outcome *out)
+rewrite_allowed(const connection *c, const milter_message *m, const mp_host_outcome *out)
 {
 	return m->snap->settings->rewrite_replies && out->msg_type == MP_MSG_REQUEST &&
 	       out->parts && m->nrdv >= m->nrcpts && !m->headers_incomplete &&
@@ -518,7 +435,7 @@ rewrite_allowed(const connection *c, const message *m, const mp_host_outcome *ou
 }
 
 static sfsistat
-process(SMFICTX *ctx, connection *c, message *m)
+process(SMFICTX *ctx, connection *c, milter_message *m)
 {
 	const milter_settings *s;
 	mp_host_outcome out;
@@ -528,7 +445,7 @@ process(SMFICTX *ctx, connection *c, message *m)
 
 	set_qid(ctx, m);
 	s = m->snap->settings;
-	if (s->representative && !m->too_big && forward_to_peer(ctx, m))
+	if (s->representative && !m->too_big && milter_forward_to_peer(ctx, m))
 		return SMFIS_ACCEPT;
 	if (m->too_big) {
 		mp_table_count(milter.table, MP_STAT_DROP_TOOBIG, 1);
@@ -610,7 +527,7 @@ cb_eom(SMFICTX *ctx)
 	if (!c || !c->msg || c->msg->nrdv == 0)
 		return SMFIS_CONTINUE;
 	r = process(ctx, c, c->msg);
-	/* the body can be large: do not keep it until the next message */
+	/* the body can be large: do not keep it until the next milter_message */
 	message_free(c->msg);
 	c->msg = NULL;
 	return r;
