@@ -1,9 +1,11 @@
 /*
  * callbacks.c - the libmilter callbacks: thin, as in OpenDKIM's filter.
  *
- * They collect the envelope, the few headers that matter and the body
- * of mail addressed to a rendezvous address, then hand it all to
- * mp_host_process() (lib/host.c) and act on the outcome.  Ordinary mail
+ * They collect the envelope, the headers and the body of mail addressed
+ * to a rendezvous address, then hand it to mp_host_process() (lib/host.c)
+ * and act on the outcome: the request becomes its reply (rewrite.c), or
+ * a new mail goes out (inject.c), or it is passed on to a peer host
+ * (representative.c), or it is simply consumed.  Ordinary mail
  * costs one string comparison per recipient: at DATA, a message with no
  * rendezvous recipient is accepted, so the MTA sends us neither its
  * headers nor its body.  (Accepting at RCPT would miss a rendezvous
