@@ -3,7 +3,8 @@
  * --send FILE...`; protocol: docs/PROTOCOL.md, "FILE").
  *
  * Files go one after the other: open, hash (a step per turn of the
- * loop), open a stream, OFFER, wait for ACCEPT {offset} or REFUSE, DATA
+ * loop, unless app_file_prehash.c hashed the unchanged file while the
+ * connection was set up), open a stream, OFFER, wait for ACCEPT {offset} or REFUSE, DATA
  * from offset to the end with backpressure (fill the stream up to
  * AGENT_APP_STREAM_HIGH, go on below AGENT_APP_STREAM_LOW), wait for
  * RESULT, close the stream.  A stream that breaks ends the run: the
