@@ -506,8 +506,12 @@ stream_new(agent_transport *t, int64_t id, struct bufferevent **app)
 	s->ours = pair[0];
 	*app = pair[1];
 	bufferevent_setcb(s->ours, ours_read, NULL, ours_event, s);
-	/* the pair stops moving the application's writes at this mark */
-	bufferevent_setwatermark(s->ours, EV_READ, 0, 256 * 1024);
+	/* No read high-water mark on our end: the application is held back
+	 * by our end not reading while the send buffer is full
+	 * (pull_from_app).  With a mark, the application's final flush
+	 * (BEV_FINISHED) moves only up to it, and an application that frees
+	 * its end right after the flush loses the rest: a truncated stream
+	 * that still ends with FIN. */
 	bufferevent_setwatermark(*app, EV_READ, 0, AGENT_STREAM_WINDOW);
 	bufferevent_enable(s->ours, EV_READ | EV_WRITE);
 	bufferevent_enable(*app, EV_READ | EV_WRITE);
