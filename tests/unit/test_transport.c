@@ -53,6 +53,7 @@ static int rebind_at;           /* rebind a socket once B echoed this much ... *
 static side *rebind_side;       /* ... this side's */
 static int rebound;
 static int answer_and_free;     /* B answers, finishes and frees at once */
+static int free_after_finish;   /* B's echo frees its end right after FIN */
 
 static void
 on_ready(agent_transport *t, void *arg)
@@ -95,8 +96,16 @@ echo_read(struct bufferevent *bev, void *arg)
 static void
 echo_event(struct bufferevent *bev, short what, void *arg)
 {
-	if (what & BEV_EVENT_EOF)
+	side *s = arg;
+
+	if (what & BEV_EVENT_EOF) {
 		bufferevent_flush(bev, EV_WRITE, BEV_FINISHED);
+		if (free_after_finish) {
+			/* like agent_pipe at its source's end: FIN, gone */
+			bufferevent_free(bev);
+			s->bev = NULL;
+		}
+	}
 }
 
 static void
@@ -319,6 +328,18 @@ START_TEST(finished_then_freed_is_not_reset)
 }
 END_TEST
 
+/* An application that writes a lot, finishes and frees its end at once
+ * (a pipe whose source ended) loses nothing: the echo freed right after
+ * its FINISHED still delivers every byte before the FIN. */
+START_TEST(finished_and_freed_keeps_every_byte)
+{
+	connect_sides();
+	free_after_finish = 1;
+	bulk_echo();
+	free_after_finish = 0;
+}
+END_TEST
+
 START_TEST(datagrams)
 {
 	int i;
@@ -397,6 +418,7 @@ transport_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, bulk_echo_and_clean_close);
 	tcase_add_test(tc, finished_then_freed_is_not_reset);
+	tcase_add_test(tc, finished_and_freed_keeps_every_byte);
 	tcase_add_test(tc, datagrams);
 	tcase_add_test(tc, client_nat_rebinding);
 	tcase_add_test(tc, server_nat_rebinding);
